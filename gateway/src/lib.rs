@@ -1,1 +1,21 @@
-//! placeholder
+//! The switchyard gateway: an OpenAI-compatible routing proxy driven by a TOML policy.
+//!
+//! [`stack`] lists the request path layer by layer; ARCHITECTURE.md tells the whole flow.
+
+pub mod chat;
+pub mod check;
+pub mod error;
+pub mod extract;
+pub mod serve;
+pub mod stack;
+pub mod state;
+
+/// Logs to stderr; `RUST_LOG` overrides the default level (`info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,1 +1,50 @@
-//! placeholder
+//! The switchyard routing policy: TOML schema, two-phase parse and validation.
+//!
+//! Phase 1 ([`raw`]) deserializes the TOML strictly (unknown keys and wrong
+//! types are errors, located by key path). Phase 2 ([`validate`]) resolves
+//! defaults and cross-references and reports *every* problem it finds.
+//!
+//! ```
+//! let policy = switchyard_policies::parse(switchyard_policies::DEFAULT_POLICY).unwrap();
+//! assert_eq!(policy.routing.default, "local");
+//! ```
+
+mod error;
+mod model;
+pub mod raw;
+mod rules;
+mod validate;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use error::{PolicyError, PolicyErrors};
+pub use model::{
+    BackendConfig, BackendKind, Conditions, HeaderMatch, Policy, Price, RouteConfig, RoutingPolicy,
+    Rule, ServerConfig, Timeouts,
+};
+pub use raw::RawPolicy;
+pub use rules::RESERVED_RULE_NAMES;
+pub use validate::{validate, AUTO_MODEL};
+
+/// The embedded default policy (`examples/default.toml`).
+pub const DEFAULT_POLICY: &str = include_str!("../examples/default.toml");
+
+/// Parses and validates a policy from TOML text.
+pub fn parse(src: &str) -> Result<Policy, PolicyErrors> {
+    validate(raw::from_str(src)?)
+}
+
+/// Reads, parses and validates a policy file.
+pub fn load(path: &Path) -> Result<Policy, PolicyErrors> {
+    let src = std::fs::read_to_string(path).map_err(|e| {
+        PolicyError::new(
+            "",
+            format!("cannot read policy file {}: {e}", path.display()),
+        )
+    })?;
+    parse(&src)
+}

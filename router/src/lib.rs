@@ -1,1 +1,15 @@
-//! placeholder
+//! Switchyard's decision engine: given what is known about a request
+//! ([`RequestFacts`]), choose the route that serves it ([`Engine::decide`]).
+//! No HTTP server lives here.
+
+mod condition;
+mod engine;
+mod facts;
+mod tokens;
+
+#[cfg(test)]
+mod tests;
+
+pub use engine::{DecideError, Decision, Engine};
+pub use facts::{Classification, RequestFacts, Signals};
+pub use tokens::estimate_tokens;

@@ -1,0 +1,151 @@
+//! `Dispatch`: sends the call to its route's backend, and down the route's `fallback` list
+//! while nothing has reached the client yet.
+
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use switchyard_adapters::wire::ChatCompletionChunk;
+use switchyard_adapters::{BackendError, ChunkStream};
+use switchyard_router::Decision;
+use tower::Service;
+
+use super::{headers, stream, ChatCall};
+use crate::error::ApiError;
+use crate::state::{AppState, Route};
+
+/// The innermost service of the chat stack.
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    state: AppState,
+}
+
+impl Dispatch {
+    pub fn new(state: AppState) -> Self {
+        Dispatch { state }
+    }
+}
+
+impl Service<ChatCall> for Dispatch {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: ChatCall) -> Self::Future {
+        let state = self.state.clone();
+        Box::pin(async move { Ok(dispatch(state, call).await) })
+    }
+}
+
+/// What happened to one route tried.
+struct Attempt {
+    route: String,
+    error: &'static str,
+}
+
+/// What a successful backend call produced.
+enum Reply {
+    Whole(Response),
+    Stream(ChatCompletionChunk, ChunkStream),
+}
+
+async fn dispatch(state: AppState, call: ChatCall) -> Response {
+    let Some(decision) = call.extensions.get::<Decision>().cloned() else {
+        return ApiError::invalid("no routing decision was made", None).into_response();
+    };
+    let mut chain = vec![decision.route.clone()];
+    if let Some(route) = state.route(&decision.route) {
+        chain.extend(route.config.fallback.iter().cloned());
+    }
+    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut last_error =
+        BackendError::Unavailable(format!("route {} has no backend", decision.route));
+    for name in &chain {
+        let Some(route) = state.route(name) else {
+            continue;
+        };
+        match attempt(route, &call).await {
+            Ok(reply) => {
+                let mut response = match reply {
+                    Reply::Whole(response) => response,
+                    Reply::Stream(first, rest) => {
+                        stream::sse_response(first, rest, call.body.wants_stream_usage())
+                    }
+                };
+                set_route_headers(response.headers_mut(), &decision, route, &attempts);
+                return response;
+            }
+            Err(error) => {
+                tracing::warn!(route = %name, error = %error, "route failed");
+                let retry = error.is_retryable();
+                attempts.push(Attempt {
+                    route: name.clone(),
+                    error: error.kind_name(),
+                });
+                last_error = error;
+                if !retry {
+                    break;
+                }
+            }
+        }
+    }
+    let mut response = ApiError::Backend(last_error).into_response();
+    if let Some(last) = attempts.last().and_then(|a| state.route(&a.route)) {
+        let done = &attempts[..attempts.len() - 1];
+        set_route_headers(response.headers_mut(), &decision, last, done);
+    }
+    response
+}
+
+async fn attempt(route: &Route, call: &ChatCall) -> Result<Reply, BackendError> {
+    route.backend.check_available()?;
+    let mut request = call.body.clone();
+    request.model = route.backend.upstream_model().to_owned();
+    if request.is_stream() {
+        let mut chunks = route.backend.stream(request).await?;
+        // Wait for the first chunk: until it arrives nothing has reached the client and
+        // another route may still be tried.
+        match chunks.next().await {
+            Some(Ok(first)) => Ok(Reply::Stream(first, chunks)),
+            Some(Err(e)) => Err(e),
+            None => Err(BackendError::Protocol(
+                "upstream sent an empty stream".into(),
+            )),
+        }
+    } else {
+        let completion = route.backend.complete(request).await?;
+        Ok(Reply::Whole(Json(completion).into_response()))
+    }
+}
+
+fn set_route_headers(
+    headers: &mut HeaderMap,
+    decision: &Decision,
+    route: &Route,
+    failed: &[Attempt],
+) {
+    let mut decision_text = format!("rule={}", decision.rule);
+    for a in failed {
+        decision_text.push_str(&format!("; fallback={}({})", a.route, a.error));
+    }
+    if !failed.is_empty() {
+        decision_text.push_str(&format!("->{}", route.config.name));
+    }
+    for (name, value) in [
+        (headers::ROUTE, route.config.name.as_str()),
+        (headers::BACKEND, route.backend_name.as_str()),
+        (headers::DECISION, decision_text.as_str()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+}

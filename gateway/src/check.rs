@@ -1,0 +1,80 @@
+//! `switchyard check`: validate a policy file and print every error with its key path.
+
+use std::path::Path;
+
+use switchyard_policies::Policy;
+
+/// Loads `path` (or the embedded default) and reports on it. Returns whether it is valid.
+pub fn check(path: Option<&Path>, out: &mut dyn std::io::Write) -> bool {
+    let result = load_policy(path);
+    let name = path.map_or("embedded default policy".to_owned(), |p| {
+        p.display().to_string()
+    });
+    match result {
+        Ok(policy) => {
+            let _ = writeln!(
+                out,
+                "{name}: ok ({} backends, {} routes, {} rules, default route {:?})",
+                policy.backends.len(),
+                policy.routes.len(),
+                policy.routing.rules.len(),
+                policy.routing.default
+            );
+            true
+        }
+        Err(errors) => {
+            let _ = writeln!(out, "{name}: {} error(s)", errors.0.len());
+            for e in &errors.0 {
+                let _ = writeln!(out, "  {e}");
+            }
+            false
+        }
+    }
+}
+
+/// The policy at `path`, or the embedded default when none is given.
+pub fn load_policy(path: Option<&Path>) -> Result<Policy, switchyard_policies::PolicyErrors> {
+    match path {
+        Some(p) => switchyard_policies::load(p),
+        None => switchyard_policies::parse(switchyard_policies::DEFAULT_POLICY),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_is_valid() {
+        let mut out = Vec::new();
+        assert!(check(None, &mut out));
+        assert!(String::from_utf8(out).unwrap().contains(": ok"));
+    }
+
+    #[test]
+    fn errors_are_listed_with_key_paths() {
+        let dir = std::env::temp_dir().join(format!("switchyard-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.toml");
+        std::fs::write(
+            &file,
+            r#"
+[backends.openai]
+kind = "openai"
+model = "gpt-4o-mini"
+[routes.billing]
+backend = "gpt4"
+[policy]
+default = "billing"
+"#,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        assert!(!check(Some(&file), &mut out));
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(r#"routes.billing.backend: no backend named "gpt4""#),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! `switchyard serve`: bind, serve, and shut down gracefully on Ctrl-C or SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use switchyard_policies::Policy;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::stack::app;
+use crate::state::AppState;
+
+/// Serves `policy` until a shutdown signal, then lets in-flight requests finish for at most
+/// `server.shutdown_grace`.
+pub async fn serve(policy: Policy, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let addr = listen.unwrap_or(policy.server.listen);
+    let grace = policy.server.shutdown_grace;
+    let state = AppState::new(policy).context("building backends")?;
+    for (backend, why) in state.backend_health() {
+        if let Some(why) = why {
+            tracing::warn!(%backend, reason = %why, "backend unavailable: its routes will use their fallbacks");
+        }
+    }
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, "switchyard listening");
+    // Tests and scripts read this line to learn the port when listening on port 0.
+    println!("switchyard listening on http://{local}");
+    std::io::stdout().flush().ok();
+
+    let (stopping_tx, mut stopping_rx) = watch::channel(false);
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        stopping_tx.send_replace(true);
+    });
+    let grace_expired = async move {
+        // Only start counting once shutdown has begun.
+        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result.context("serving")?,
+        () = grace_expired => {
+            tracing::warn!(grace_secs = grace.as_secs(), "grace period over: dropping requests still in flight");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,197 @@
+//! The gateway's tower stack, in one place. A request passes these layers top-down:
+//!
+//! HTTP layers (every path):
+//! 1. `SetSensitiveRequestHeaders`: `authorization`, `x-api-key` and `api-key` are marked
+//!    sensitive, so no log or trace prints them.
+//! 2. `SetRequestId`: keeps the client's `x-request-id` or makes a UUID v4.
+//! 3. `Trace`: one `tracing` span per request (method, path, request id), with status and
+//!    latency when the response starts.
+//! 4. `PropagateRequestId`: echoes `x-request-id` on every response, errors included.
+//! 5. `CatchPanic`: a panic in a handler becomes a 500 in OpenAI's error shape.
+//! 6. `AddExtension(BodyLimit)`: the body limit, enforced while the chat handler reads the
+//!    body (413 in OpenAI's shape).
+//!
+//! Chat stack (`POST /v1/chat/completions`), entered by [`chat_completions`]:
+//! 7. Parse: [`ChatJson`] reads the body under the limit and parses it; 400 names the field.
+//! 8. Request timeout: `server.request_timeout` until the response starts (504).
+//! 9. [`DecideLayer`]: the policy's rule engine picks a route; unknown model → 404.
+//! 10. [`Dispatch`]: calls the route's backend, then its `fallback` routes in order while
+//!     nothing has reached the client; sets `x-switchyard-route`, `-backend`, `-decision`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use http::{header, HeaderMap, HeaderName, Method, StatusCode, Uri};
+use serde_json::json;
+use switchyard_adapters::wire::{unix_now, ModelList, ModelObject};
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, RequestId};
+use tower_http::trace::TraceLayer;
+use tower_http::ServiceBuilderExt;
+
+use crate::chat::{ChatCall, DecideLayer, Dispatch};
+use crate::error::ApiError;
+use crate::extract::{BodyLimit, ChatJson};
+use crate::state::AppState;
+
+type ChatService = BoxCloneSyncService<ChatCall, Response, Infallible>;
+
+#[derive(Clone)]
+struct Ctx {
+    state: AppState,
+    chat: ChatService,
+}
+
+/// The chat stack: layers 9 and 10 above.
+pub fn chat_service(state: &AppState) -> ChatService {
+    let stack = ServiceBuilder::new()
+        .layer(DecideLayer::new(state.engine.clone()))
+        .service(Dispatch::new(state.clone()));
+    BoxCloneSyncService::new(stack)
+}
+
+/// The whole application: routes plus the HTTP layers 1-6.
+pub fn app(state: AppState) -> Router {
+    let body_limit = BodyLimit(state.policy.server.body_limit);
+    let ctx = Ctx {
+        chat: chat_service(&state),
+        state,
+    };
+    let sensitive: Arc<[HeaderName]> = Arc::new([
+        header::AUTHORIZATION,
+        HeaderName::from_static("x-api-key"),
+        HeaderName::from_static("api-key"),
+    ]);
+    let http_layers = ServiceBuilder::new()
+        .sensitive_request_headers(sensitive)
+        .set_x_request_id(MakeRequestUuid)
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .propagate_x_request_id()
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal.into_response()
+        }))
+        .layer(Extension(body_limit));
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(models))
+        .route("/v1/models/{id}", get(model))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(ctx)
+        .layer(http_layers)
+}
+
+/// Layers 7 and 8, then into the chat stack.
+async fn chat_completions(
+    State(ctx): State<Ctx>,
+    request_id: Option<Extension<RequestId>>,
+    headers: HeaderMap,
+    ChatJson(body): ChatJson,
+) -> Response {
+    let request_id = request_id
+        .and_then(|Extension(id)| id.header_value().to_str().ok().map(str::to_owned))
+        .unwrap_or_default();
+    let call = ChatCall {
+        request_id,
+        headers,
+        body,
+        extensions: Default::default(),
+        received: Instant::now(),
+    };
+    let limit = ctx.state.policy.server.request_timeout;
+    match tokio::time::timeout(limit, ctx.chat.oneshot(call)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(never)) => match never {},
+        Err(_) => ApiError::GatewayTimeout(limit.as_secs()).into_response(),
+    }
+}
+
+async fn models(State(ctx): State<Ctx>) -> Json<ModelList> {
+    let created = unix_now();
+    let data = ctx
+        .state
+        .engine
+        .known_models()
+        .into_iter()
+        .map(|id| ModelObject {
+            id,
+            object: "model".into(),
+            created,
+            owned_by: "switchyard".into(),
+        })
+        .collect();
+    Json(ModelList {
+        object: "list".into(),
+        data,
+    })
+}
+
+async fn model(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {
+    if !ctx.state.engine.known_models().contains(&id) {
+        return ApiError::ModelNotFound(id).into_response();
+    }
+    Json(ModelObject {
+        id,
+        object: "model".into(),
+        created: unix_now(),
+        owned_by: "switchyard".into(),
+    })
+    .into_response()
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready when the policy is loaded and at least one backend can serve.
+async fn readyz(State(ctx): State<Ctx>) -> Response {
+    let health = ctx.state.backend_health();
+    let ready = health.values().any(Option::is_none);
+    let backends: serde_json::Map<String, serde_json::Value> = health
+        .into_iter()
+        .map(|(name, why)| {
+            let v = match why {
+                None => json!({"available": true}),
+                Some(why) => json!({"available": false, "reason": why}),
+            };
+            (name, v)
+        })
+        .collect();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({"status": if ready {"ready"} else {"not_ready"}, "backends": backends});
+    (status, Json(body)).into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::NotFound {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}

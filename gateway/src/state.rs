@@ -1,0 +1,101 @@
+//! What every request shares: the policy, the decision engine and one backend per route.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use switchyard_adapters::anthropic::AnthropicBackend;
+use switchyard_adapters::openai::OpenAiBackend;
+use switchyard_adapters::{BackendError, ChatBackend};
+use switchyard_policies::{BackendConfig, BackendKind, Policy, RouteConfig};
+use switchyard_router::Engine;
+
+/// A route ready to serve: its configuration and its backend.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub config: RouteConfig,
+    pub backend_name: String,
+    pub backend: Arc<dyn ChatBackend>,
+}
+
+/// Shared by all requests; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub policy: Arc<Policy>,
+    pub engine: Arc<Engine>,
+    pub routes: Arc<BTreeMap<String, Route>>,
+}
+
+impl AppState {
+    /// Builds every backend named by the policy. A backend that cannot serve (say, its key
+    /// variable is unset) is still built; it reports itself unavailable and its routes fall back.
+    pub fn new(policy: Policy) -> Result<Self, BackendError> {
+        let mut backends: BTreeMap<String, Arc<dyn ChatBackend>> = BTreeMap::new();
+        for (name, config) in &policy.backends {
+            backends.insert(name.clone(), build_backend(config)?);
+        }
+        let mut routes = BTreeMap::new();
+        for (name, config) in &policy.routes {
+            let backend = backends.get(&config.backend).cloned().ok_or_else(|| {
+                BackendError::Unavailable(format!("route {name}: no backend {}", config.backend))
+            })?;
+            routes.insert(
+                name.clone(),
+                Route {
+                    config: config.clone(),
+                    backend_name: config.backend.clone(),
+                    backend,
+                },
+            );
+        }
+        Ok(AppState {
+            engine: Arc::new(Engine::new(&policy)),
+            policy: Arc::new(policy),
+            routes: Arc::new(routes),
+        })
+    }
+
+    pub fn route(&self, name: &str) -> Option<&Route> {
+        self.routes.get(name)
+    }
+
+    /// Each backend with why it cannot serve, if it cannot.
+    pub fn backend_health(&self) -> BTreeMap<String, Option<String>> {
+        self.routes
+            .values()
+            .map(|r| {
+                let why = r.backend.check_available().err().map(|e| e.to_string());
+                (r.backend_name.clone(), why)
+            })
+            .collect()
+    }
+}
+
+fn build_backend(config: &BackendConfig) -> Result<Arc<dyn ChatBackend>, BackendError> {
+    let t = config.timeouts;
+    Ok(match &config.kind {
+        BackendKind::OpenAi {
+            base_url,
+            api_key_env,
+            model,
+        } => Arc::new(OpenAiBackend::new(
+            base_url,
+            model,
+            api_key_env.as_deref(),
+            t,
+        )?),
+        BackendKind::Anthropic {
+            base_url,
+            api_key_env,
+            model,
+            max_tokens,
+            version,
+        } => Arc::new(AnthropicBackend::new(
+            base_url,
+            model,
+            api_key_env.as_deref(),
+            *max_tokens,
+            version,
+            t,
+        )?),
+    })
+}

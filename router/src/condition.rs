@@ -1,0 +1,71 @@
+//! Compiled rule conditions.
+//!
+//! Each kind of condition is one [`Condition`] variant; a rule holds when all
+//! of its conditions hold. A new signal (a classifier class, a confidence
+//! band, ...) is added as a new variant plus its arm in [`Condition::holds`]
+//! and [`compile`]; the decision procedure itself does not change.
+
+use switchyard_policies::Conditions;
+
+use crate::RequestFacts;
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Condition {
+    /// The requested model is one of these.
+    ModelIn(Vec<String>),
+    /// The header (lower-case name) is present, with this exact value if given.
+    Header {
+        name: String,
+        equals: Option<String>,
+    },
+    /// Estimated prompt tokens `>=` this.
+    MinPromptTokens(u32),
+    /// Estimated prompt tokens `<=` this.
+    MaxPromptTokens(u32),
+    /// The request does / does not offer tools.
+    HasTools(bool),
+}
+
+impl Condition {
+    pub(crate) fn holds(&self, facts: &RequestFacts) -> bool {
+        match self {
+            Self::ModelIn(models) => models.contains(&facts.model),
+            Self::Header { name, equals } => {
+                // `&str` lookups in a HeaderMap are case-insensitive.
+                let mut values = facts.headers.get_all(name.as_str()).iter().peekable();
+                match equals {
+                    None => values.peek().is_some(),
+                    Some(expected) => values.any(|v| v.as_bytes() == expected.as_bytes()),
+                }
+            }
+            Self::MinPromptTokens(min) => facts.prompt_tokens >= *min,
+            Self::MaxPromptTokens(max) => facts.prompt_tokens <= *max,
+            Self::HasTools(wanted) => facts.has_tools == *wanted,
+        }
+    }
+}
+
+/// Compiles a rule's `when` table. An empty table compiles to no conditions,
+/// which always hold.
+pub(crate) fn compile(when: &Conditions) -> Vec<Condition> {
+    let mut out = Vec::new();
+    if let Some(models) = &when.model {
+        out.push(Condition::ModelIn(models.clone()));
+    }
+    if let Some(header) = &when.header {
+        out.push(Condition::Header {
+            name: header.name.to_ascii_lowercase(),
+            equals: header.equals.clone(),
+        });
+    }
+    if let Some(min) = when.min_prompt_tokens {
+        out.push(Condition::MinPromptTokens(min));
+    }
+    if let Some(max) = when.max_prompt_tokens {
+        out.push(Condition::MaxPromptTokens(max));
+    }
+    if let Some(wanted) = when.has_tools {
+        out.push(Condition::HasTools(wanted));
+    }
+    out
+}
