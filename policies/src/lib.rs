@@ -23,8 +23,8 @@ use std::path::Path;
 
 pub use error::{PolicyError, PolicyErrors};
 pub use model::{
-    BackendConfig, BackendKind, Conditions, HeaderMatch, Policy, Price, RouteConfig, RoutingPolicy,
-    Rule, ServerConfig, Timeouts,
+    BackendConfig, BackendKind, Conditions, HeaderMatch, LedgerConfig, Policy, Price, RouteConfig,
+    RoutingPolicy, Rule, ServerConfig, Timeouts,
 };
 pub use raw::RawPolicy;
 pub use rules::RESERVED_RULE_NAMES;

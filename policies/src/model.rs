@@ -15,6 +15,29 @@ pub struct Policy {
     /// Routes by name. Every route's backend and fallbacks exist.
     pub routes: BTreeMap<String, RouteConfig>,
     pub routing: RoutingPolicy,
+    pub ledger: LedgerConfig,
+}
+
+/// `[ledger]`: where request rows go and what savings are measured against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerConfig {
+    /// Off only for benchmarks: then no row is written.
+    pub enabled: bool,
+    /// A SQLite file path (relative to the working directory), `sqlite://PATH`, or a
+    /// `postgres://` URL. Default `switchyard-ledger.sqlite`.
+    pub url: String,
+    /// The large remote route whose prices give each request's counterfactual cost.
+    pub reference_route: Option<String>,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            enabled: true,
+            url: "switchyard-ledger.sqlite".to_owned(),
+            reference_route: None,
+        }
+    }
 }
 
 impl Policy {

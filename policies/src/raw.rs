@@ -18,6 +18,15 @@ pub struct RawPolicy {
     #[serde(default)]
     pub routes: BTreeMap<String, RawRoute>,
     pub policy: Option<RawRouting>,
+    pub ledger: Option<RawLedger>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    pub enabled: Option<bool>,
+    pub url: Option<String>,
+    pub reference_route: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::error::join;
 use crate::model::{
-    BackendConfig, BackendKind, Policy, Price, RouteConfig, ServerConfig, Timeouts,
+    BackendConfig, BackendKind, LedgerConfig, Policy, Price, RouteConfig, ServerConfig, Timeouts,
 };
-use crate::raw::{RawBackend, RawPolicy, RawRoute, RawServer};
+use crate::raw::{RawBackend, RawLedger, RawPolicy, RawRoute, RawServer};
 use crate::{rules, values, PolicyError, PolicyErrors};
 
 /// The model name clients send to let the policy choose; no route may use it.
@@ -61,6 +61,7 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, PolicyErrors> {
         })
         .collect();
     let routing = rules::routing(raw.policy, &route_names, &mut errors);
+    let ledger = ledger(raw.ledger.unwrap_or_default(), &route_names, &mut errors);
 
     if errors.0.is_empty() {
         Ok(Policy {
@@ -68,6 +69,7 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, PolicyErrors> {
             backends,
             routes,
             routing,
+            ledger,
         })
     } else {
         Err(PolicyErrors(errors.0))
@@ -280,5 +282,30 @@ fn route(
         price,
         fallback,
         description: raw.description.clone(),
+    }
+}
+
+fn ledger(raw: RawLedger, route_names: &BTreeSet<&str>, errors: &mut Errors) -> LedgerConfig {
+    let default = LedgerConfig::default();
+    let url = match raw.url {
+        Some(url) if url.trim().is_empty() => {
+            errors.push("ledger.url", "must not be empty");
+            default.url
+        }
+        Some(url) => url,
+        None => default.url,
+    };
+    if let Some(route) = &raw.reference_route {
+        if !route_names.contains(route.as_str()) {
+            errors.push(
+                "ledger.reference_route",
+                format!("no route named {route:?}"),
+            );
+        }
+    }
+    LedgerConfig {
+        enabled: raw.enabled.unwrap_or(default.enabled),
+        url,
+        reference_route: raw.reference_route,
     }
 }

@@ -266,3 +266,19 @@ fn rules_and_conditions_resolve() {
     assert_eq!(w.min_prompt_tokens, None);
     assert_eq!(w.has_tools, Some(false));
 }
+
+#[test]
+fn ledger_defaults_and_reference_route_is_checked() {
+    let ok = crate::parse(crate::DEFAULT_POLICY).unwrap();
+    assert!(ok.ledger.enabled);
+    assert_eq!(ok.ledger.reference_route.as_deref(), Some("remote"));
+    let src = crate::DEFAULT_POLICY.replace(
+        "reference_route = \"remote\"",
+        "reference_route = \"nowhere\"",
+    );
+    let errors = crate::parse(&src).unwrap_err().to_string();
+    assert!(
+        errors.contains("ledger.reference_route: no route named \"nowhere\""),
+        "{errors}"
+    );
+}
