@@ -6,6 +6,7 @@
 
 pub mod anthropic;
 mod backend;
+pub mod local;
 pub mod openai;
 mod upstream;
 pub mod wire;

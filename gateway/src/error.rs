@@ -172,10 +172,30 @@ fn backend_message(e: &BackendError) -> String {
     }
 }
 
+/// The short error name a response was answered with, for the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorType(pub String);
+
+impl ApiError {
+    /// A short stable name for the ledger and metrics.
+    pub fn type_name(&self) -> String {
+        match self {
+            ApiError::Backend(e) => e.kind_name().to_owned(),
+            other => {
+                let (_, kind, code) = other.classify();
+                code.unwrap_or_else(|| kind.to_owned())
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _, _) = self.classify();
         let mut response = (status, Json(self.body())).into_response();
+        response
+            .extensions_mut()
+            .insert(ErrorType(self.type_name()));
         if let ApiError::Backend(BackendError::Upstream {
             retry_after: Some(after),
             ..

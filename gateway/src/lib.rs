@@ -4,8 +4,12 @@
 
 pub mod chat;
 pub mod check;
+pub mod classify;
 pub mod error;
 pub mod extract;
+pub mod ledger;
+pub mod metrics;
+pub mod router_cli;
 pub mod serve;
 pub mod stack;
 pub mod state;

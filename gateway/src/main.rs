@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchyard_gateway::{check, init_logging, serve};
+use switchyard_gateway::router_cli::RouterCommand;
+use switchyard_gateway::{check, init_logging, router_cli, serve};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,11 +36,23 @@ enum Command {
         #[arg(long, short, env = "SWITCHYARD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Train, evaluate and calibrate the on-box classifier.
+    Router {
+        #[command(subcommand)]
+        command: RouterCommand,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Router { command } => match router_cli::run(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("switchyard router: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Check { config } => {
             if check::check(config.as_deref(), &mut std::io::stdout()) {
                 ExitCode::SUCCESS

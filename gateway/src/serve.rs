@@ -2,12 +2,14 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use switchyard_policies::Policy;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::ledger::{Ledger, Store};
 use crate::stack::app;
 use crate::state::AppState;
 
@@ -17,6 +19,20 @@ pub async fn serve(policy: Policy, listen: Option<SocketAddr>) -> anyhow::Result
     let addr = listen.unwrap_or(policy.server.listen);
     let grace = policy.server.shutdown_grace;
     let state = AppState::new(policy).context("building backends")?;
+    let ledger = if state.policy.ledger.enabled {
+        let url = &state.policy.ledger.url;
+        let store = Store::open(url)
+            .await
+            .with_context(|| format!("opening the ledger at {url}"))?;
+        Some(Ledger::start(store, &state.policy, state.metrics.clone()))
+    } else {
+        tracing::warn!("ledger disabled by the policy: no request is recorded");
+        None
+    };
+    let (ledger, writer) = match ledger {
+        Some((l, w)) => (Some(l), Some(w)),
+        None => (None, None),
+    };
     for (backend, why) in state.backend_health() {
         if let Some(why) = why {
             tracing::warn!(%backend, reason = %why, "backend unavailable: its routes will use their fallbacks");
@@ -32,7 +48,7 @@ pub async fn serve(policy: Policy, listen: Option<SocketAddr>) -> anyhow::Result
     std::io::stdout().flush().ok();
 
     let (stopping_tx, mut stopping_rx) = watch::channel(false);
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+    let server = axum::serve(listener, app(state, ledger)).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
         stopping_tx.send_replace(true);
@@ -46,6 +62,12 @@ pub async fn serve(policy: Policy, listen: Option<SocketAddr>) -> anyhow::Result
         result = server => result.context("serving")?,
         () = grace_expired => {
             tracing::warn!(grace_secs = grace.as_secs(), "grace period over: dropping requests still in flight");
+        }
+    }
+    if let Some(writer) = writer {
+        match writer.close(Duration::from_secs(10)).await {
+            Some(rows) => tracing::info!(rows, "ledger flushed"),
+            None => tracing::error!("ledger flush did not finish in 10s"),
         }
     }
     tracing::info!("stopped");

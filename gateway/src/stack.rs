@@ -4,18 +4,23 @@
 //! 1. `SetSensitiveRequestHeaders`: `authorization`, `x-api-key` and `api-key` are marked
 //!    sensitive, so no log or trace prints them.
 //! 2. `SetRequestId`: keeps the client's `x-request-id` or makes a UUID v4.
-//! 3. `Trace`: one `tracing` span per request (method, path, request id), with status and
+//! 3. [`LedgerLayer`]: gives the request an `OutcomeHandle` that inner layers fill in, and
+//!    when the response body ends (or the client drops it) writes one ledger row and the
+//!    metrics; every request that reaches the gateway is recorded, errors included.
+//! 4. `Trace`: one `tracing` span per request (method, path, request id), with status and
 //!    latency when the response starts.
-//! 4. `PropagateRequestId`: echoes `x-request-id` on every response, errors included.
-//! 5. `CatchPanic`: a panic in a handler becomes a 500 in OpenAI's error shape.
-//! 6. `AddExtension(BodyLimit)`: the body limit, enforced while the chat handler reads the
+//! 5. `PropagateRequestId`: echoes `x-request-id` on every response, errors included.
+//! 6. `CatchPanic`: a panic in a handler becomes a 500 in OpenAI's error shape.
+//! 7. `AddExtension(BodyLimit)`: the body limit, enforced while the chat handler reads the
 //!    body (413 in OpenAI's shape).
 //!
 //! Chat stack (`POST /v1/chat/completions`), entered by [`chat_completions`]:
-//! 7. Parse: [`ChatJson`] reads the body under the limit and parses it; 400 names the field.
-//! 8. Request timeout: `server.request_timeout` until the response starts (504).
-//! 9. [`DecideLayer`]: the policy's rule engine picks a route; unknown model → 404.
-//! 10. [`Dispatch`]: calls the route's backend, then its `fallback` routes in order while
+//! 8. Parse: [`ChatJson`] reads the body under the limit and parses it; 400 names the field.
+//! 9. Request timeout: `server.request_timeout` until the response starts (504).
+//! 10. [`ClassifyLayer`]: the on-box classifier's verdict (class, confidence, top-3, ms) goes
+//!     into the call's extensions and `Signals`; if it cannot answer, `on_classifier_error`.
+//! 11. [`DecideLayer`]: the policy's rule engine picks a route; unknown model → 404.
+//! 12. [`Dispatch`]: calls the route's backend, then its `fallback` routes in order while
 //!     nothing has reached the client; sets `x-switchyard-route`, `-backend`, `-decision`.
 
 use std::convert::Infallible;
@@ -37,8 +42,10 @@ use tower_http::trace::TraceLayer;
 use tower_http::ServiceBuilderExt;
 
 use crate::chat::{ChatCall, DecideLayer, Dispatch};
+use crate::classify::ClassifyLayer;
 use crate::error::ApiError;
 use crate::extract::{BodyLimit, ChatJson};
+use crate::ledger::{Ledger, LedgerLayer, OutcomeHandle};
 use crate::state::AppState;
 
 type ChatService = BoxCloneSyncService<ChatCall, Response, Infallible>;
@@ -49,16 +56,24 @@ struct Ctx {
     chat: ChatService,
 }
 
-/// The chat stack: layers 9 and 10 above.
+/// The chat stack: layers 10 to 12 above.
 pub fn chat_service(state: &AppState) -> ChatService {
+    let input = state
+        .policy
+        .classifier
+        .as_ref()
+        .map(|c| c.input)
+        .unwrap_or_default();
     let stack = ServiceBuilder::new()
+        .layer(ClassifyLayer::new(state.classifier.clone(), input))
         .layer(DecideLayer::new(state.engine.clone()))
         .service(Dispatch::new(state.clone()));
     BoxCloneSyncService::new(stack)
 }
 
-/// The whole application: routes plus the HTTP layers 1-6.
-pub fn app(state: AppState) -> Router {
+/// The whole application: routes plus the HTTP layers 1-7. Without a ledger, layer 3 is
+/// left out (tests and benchmarks).
+pub fn app(state: AppState, ledger: Option<Ledger>) -> Router {
     let body_limit = BodyLimit(state.policy.server.body_limit);
     let ctx = Ctx {
         chat: chat_service(&state),
@@ -72,6 +87,7 @@ pub fn app(state: AppState) -> Router {
     let http_layers = ServiceBuilder::new()
         .sensitive_request_headers(sensitive)
         .set_x_request_id(MakeRequestUuid)
+        .layer(ledger.map_or_else(LedgerLayer::disabled, LedgerLayer::new))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
             let id = req
                 .headers()
@@ -91,19 +107,28 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models/{id}", get(model))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(ctx)
         .layer(http_layers)
 }
 
-/// Layers 7 and 8, then into the chat stack.
+/// Layers 8 and 9, then into the chat stack.
 async fn chat_completions(
     State(ctx): State<Ctx>,
     request_id: Option<Extension<RequestId>>,
+    outcome: Option<Extension<OutcomeHandle>>,
     headers: HeaderMap,
     ChatJson(body): ChatJson,
 ) -> Response {
+    let outcome = outcome.map(|Extension(o)| o).unwrap_or_default();
+    outcome.update(|o| {
+        o.requested_model = Some(body.model.clone());
+        o.stream = body.is_stream();
+    });
+    let mut extensions = http::Extensions::new();
+    extensions.insert(outcome);
     let request_id = request_id
         .and_then(|Extension(id)| id.header_value().to_str().ok().map(str::to_owned))
         .unwrap_or_default();
@@ -111,7 +136,7 @@ async fn chat_completions(
         request_id,
         headers,
         body,
-        extensions: Default::default(),
+        extensions,
         received: Instant::now(),
     };
     let limit = ctx.state.policy.server.request_timeout;
@@ -153,6 +178,17 @@ async fn model(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {
         owned_by: "switchyard".into(),
     })
     .into_response()
+}
+
+async fn metrics(State(ctx): State<Ctx>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        ctx.state.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -4,10 +4,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use switchyard_adapters::anthropic::AnthropicBackend;
+use switchyard_adapters::local::{LocalBackend, LocalOptions};
 use switchyard_adapters::openai::OpenAiBackend;
 use switchyard_adapters::{BackendError, ChatBackend};
 use switchyard_policies::{BackendConfig, BackendKind, Policy, RouteConfig};
 use switchyard_router::Engine;
+
+use crate::metrics::Metrics;
 
 /// A route ready to serve: its configuration and its backend.
 #[derive(Debug, Clone)]
@@ -23,6 +26,9 @@ pub struct AppState {
     pub policy: Arc<Policy>,
     pub engine: Arc<Engine>,
     pub routes: Arc<BTreeMap<String, Route>>,
+    pub metrics: Metrics,
+    /// The on-box classifier (its encoder thread), when the policy configures one.
+    pub classifier: Option<Arc<dyn switchyard_router::classifier::Classifier>>,
 }
 
 impl AppState {
@@ -47,10 +53,17 @@ impl AppState {
                 },
             );
         }
+        // Starts the encoder thread; until it is ready calls use `on_classifier_error`.
+        let classifier = policy.classifier.as_ref().map(|c| {
+            Arc::new(switchyard_router::classifier::setup::start(c))
+                as Arc<dyn switchyard_router::classifier::Classifier>
+        });
         Ok(AppState {
             engine: Arc::new(Engine::new(&policy)),
             policy: Arc::new(policy),
             routes: Arc::new(routes),
+            metrics: Metrics::new(),
+            classifier,
         })
     }
 
@@ -97,5 +110,10 @@ fn build_backend(config: &BackendConfig) -> Result<Arc<dyn ChatBackend>, Backend
             version,
             t,
         )?),
+        // Loads in the background; a missing or unusable file fails start-up here.
+        BackendKind::Local(local) => Arc::new(
+            LocalBackend::new(LocalOptions::from_policy(local))
+                .map_err(|e| BackendError::Unavailable(format!("backend {}: {e}", config.name)))?,
+        ),
     })
 }

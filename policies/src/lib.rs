@@ -9,7 +9,9 @@
 //! assert_eq!(policy.routing.default, "local");
 //! ```
 
+mod classifier;
 mod error;
+mod local;
 mod model;
 pub mod raw;
 mod rules;
@@ -21,7 +23,11 @@ mod tests;
 
 use std::path::Path;
 
+pub use classifier::{
+    ClassConfig, ClassifierConfig, ClassifierInput, ExampleMatch, RawClass, RawClassifier,
+};
 pub use error::{PolicyError, PolicyErrors};
+pub use local::{ContextOverflow, LocalConfig, LocalWeights, RawLocal};
 pub use model::{
     BackendConfig, BackendKind, Conditions, HeaderMatch, LedgerConfig, Policy, Price, RouteConfig,
     RoutingPolicy, Rule, ServerConfig, Timeouts,
@@ -46,5 +52,10 @@ pub fn load(path: &Path) -> Result<Policy, PolicyErrors> {
             format!("cannot read policy file {}: {e}", path.display()),
         )
     })?;
-    parse(&src)
+    let mut policy = parse(&src)?;
+    // Relative classifier paths are relative to the policy file, not the working directory.
+    if let (Some(c), Some(dir)) = (policy.classifier.as_mut(), path.parent()) {
+        c.resolve_paths(dir);
+    }
+    Ok(policy)
 }

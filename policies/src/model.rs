@@ -16,6 +16,8 @@ pub struct Policy {
     pub routes: BTreeMap<String, RouteConfig>,
     pub routing: RoutingPolicy,
     pub ledger: LedgerConfig,
+    /// The on-box classifier, when configured.
+    pub classifier: Option<crate::classifier::ClassifierConfig>,
 }
 
 /// `[ledger]`: where request rows go and what savings are measured against.
@@ -137,6 +139,8 @@ pub enum BackendKind {
         /// The `anthropic-version` header. Default `2023-06-01`.
         version: String,
     },
+    /// A GGUF chat model served in this process.
+    Local(Box<crate::local::LocalConfig>),
 }
 
 impl BackendKind {
@@ -149,6 +153,7 @@ impl BackendKind {
     pub fn upstream_model(&self) -> &str {
         match self {
             Self::OpenAi { model, .. } | Self::Anthropic { model, .. } => model,
+            Self::Local(local) => &local.model,
         }
     }
 
@@ -158,21 +163,24 @@ impl BackendKind {
             Self::OpenAi { api_key_env, .. } | Self::Anthropic { api_key_env, .. } => {
                 api_key_env.as_deref()
             }
+            Self::Local(_) => None,
         }
     }
 
-    /// The upstream base URL, without a trailing slash.
+    /// The upstream base URL, without a trailing slash; empty for a local model.
     pub fn base_url(&self) -> &str {
         match self {
             Self::OpenAi { base_url, .. } | Self::Anthropic { base_url, .. } => base_url,
+            Self::Local(_) => "",
         }
     }
 
-    /// The `kind` value as written in TOML: `"openai"` or `"anthropic"`.
+    /// The `kind` value as written in TOML: `"openai"`, `"anthropic"` or `"local"`.
     pub fn kind_name(&self) -> &'static str {
         match self {
             Self::OpenAi { .. } => "openai",
             Self::Anthropic { .. } => "anthropic",
+            Self::Local(_) => "local",
         }
     }
 }
@@ -197,7 +205,7 @@ pub struct Price {
 }
 
 /// The `[policy]` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RoutingPolicy {
     /// The route used when nothing else decides.
     pub default: String,
@@ -215,7 +223,7 @@ impl RoutingPolicy {
 }
 
 /// One `[[policy.rules]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub name: String,
     /// An existing route name.
@@ -224,7 +232,7 @@ pub struct Rule {
 }
 
 /// A rule's conditions. All given conditions must hold; none given means always.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Conditions {
     /// The request's `model` is one of these (never an empty list).
     pub model: Option<Vec<String>>,
@@ -235,6 +243,12 @@ pub struct Conditions {
     pub max_prompt_tokens: Option<u32>,
     /// The request does (true) or does not (false) offer tools.
     pub has_tools: Option<bool>,
+    /// The classifier's class is one of these (never an empty list).
+    pub class: Option<Vec<String>>,
+    /// The classifier's confidence `>=` this (in `0..=1`).
+    pub min_confidence: Option<f32>,
+    /// The classifier's confidence `<` this (in `0..=1`): "unsure" requests.
+    pub max_confidence: Option<f32>,
 }
 
 impl Conditions {
@@ -245,6 +259,9 @@ impl Conditions {
             && self.min_prompt_tokens.is_none()
             && self.max_prompt_tokens.is_none()
             && self.has_tools.is_none()
+            && self.class.is_none()
+            && self.min_confidence.is_none()
+            && self.max_confidence.is_none()
     }
 }
 

@@ -19,6 +19,9 @@ pub struct RawPolicy {
     pub routes: BTreeMap<String, RawRoute>,
     pub policy: Option<RawRouting>,
     pub ledger: Option<RawLedger>,
+    pub classifier: Option<crate::classifier::RawClassifier>,
+    #[serde(default)]
+    pub classes: BTreeMap<String, crate::classifier::RawClass>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +50,8 @@ pub enum RawBackend {
     OpenAi(RawOpenAi),
     #[serde(rename = "anthropic")]
     Anthropic(RawAnthropic),
+    #[serde(rename = "local")]
+    Local(crate::local::RawLocal),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -103,6 +108,14 @@ impl RawBackend {
                 first_byte_timeout: b.first_byte_timeout.as_deref(),
                 total_timeout: b.total_timeout.as_deref(),
             },
+            Self::Local(b) => RawCommon {
+                base_url: None,
+                api_key_env: None,
+                model: b.model.as_deref(),
+                connect_timeout: None,
+                first_byte_timeout: None,
+                total_timeout: None,
+            },
         }
     }
 }
@@ -148,6 +161,10 @@ pub struct RawWhen {
     pub min_prompt_tokens: Option<i64>,
     pub max_prompt_tokens: Option<i64>,
     pub has_tools: Option<bool>,
+    /// The classifier's class is this one (or one of these).
+    pub class: Option<RawModels>,
+    pub min_confidence: Option<f64>,
+    pub max_confidence: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

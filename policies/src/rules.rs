@@ -10,7 +10,12 @@ use crate::values;
 
 /// Names the router reports for its built-in decision steps; a policy rule
 /// may not reuse them, so a decision always says unambiguously what fired.
-pub const RESERVED_RULE_NAMES: [&str; 3] = ["route-header", "requested-model", "default"];
+pub const RESERVED_RULE_NAMES: [&str; 4] = [
+    "route-header",
+    "requested-model",
+    "classifier-error",
+    "default",
+];
 
 pub(crate) fn routing(
     raw: Option<RawRouting>,
@@ -170,11 +175,41 @@ fn conditions(path: &str, raw: RawWhen, errors: &mut Errors) -> Conditions {
         }
     }
 
+    let class = raw.class.map(|classes| {
+        if classes.0.is_empty() {
+            errors.push(at("class"), "list must not be empty");
+        }
+        classes.0
+    });
+    let confidence = |key: &str, v: Option<f64>, errors: &mut Errors| {
+        v.and_then(|v| {
+            if (0.0..=1.0).contains(&v) {
+                Some(v as f32)
+            } else {
+                errors.push(at(key), format!("{v} is not a confidence in 0..=1"));
+                None
+            }
+        })
+    };
+    let min_confidence = confidence("min_confidence", raw.min_confidence, errors);
+    let max_confidence = confidence("max_confidence", raw.max_confidence, errors);
+    if let (Some(lo), Some(hi)) = (min_confidence, max_confidence) {
+        if lo >= hi {
+            errors.push(
+                path,
+                format!("min_confidence ({lo}) must be below max_confidence ({hi})"),
+            );
+        }
+    }
+
     Conditions {
         model,
         header,
         min_prompt_tokens: min,
         max_prompt_tokens: max,
         has_tools: raw.has_tools,
+        class,
+        min_confidence,
+        max_confidence,
     }
 }

@@ -9,7 +9,7 @@ use crate::model::{
     BackendConfig, BackendKind, LedgerConfig, Policy, Price, RouteConfig, ServerConfig, Timeouts,
 };
 use crate::raw::{RawBackend, RawLedger, RawPolicy, RawRoute, RawServer};
-use crate::{rules, values, PolicyError, PolicyErrors};
+use crate::{classifier, rules, values, PolicyError, PolicyErrors};
 
 /// The model name clients send to let the policy choose; no route may use it.
 pub const AUTO_MODEL: &str = "auto";
@@ -62,6 +62,8 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, PolicyErrors> {
         .collect();
     let routing = rules::routing(raw.policy, &route_names, &mut errors);
     let ledger = ledger(raw.ledger.unwrap_or_default(), &route_names, &mut errors);
+    let classifier = classifier::classifier(raw.classifier, raw.classes, &route_names, &mut errors);
+    classifier::check_rules(&routing, classifier.as_ref(), &mut errors);
 
     if errors.0.is_empty() {
         Ok(Policy {
@@ -70,6 +72,7 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, PolicyErrors> {
             routes,
             routing,
             ledger,
+            classifier,
         })
     } else {
         Err(PolicyErrors(errors.0))
@@ -143,11 +146,15 @@ fn required<'a>(errors: &mut Errors, path: &str, value: Option<&'a str>) -> &'a 
 fn backend(name: &str, raw: &RawBackend, errors: &mut Errors) -> BackendConfig {
     let path = join("backends", name);
     errors.check(&path, values::name("backend", name));
+    if let RawBackend::Local(local) = raw {
+        return crate::local::backend(name, &path, local, errors);
+    }
     let at = |key: &str| join(&path, key);
     let common = raw.common();
 
+    // (`Local` returned above.)
     let default_url = match raw {
-        RawBackend::OpenAi(_) => BackendKind::OPENAI_DEFAULT_BASE_URL,
+        RawBackend::OpenAi(_) | RawBackend::Local(_) => BackendKind::OPENAI_DEFAULT_BASE_URL,
         RawBackend::Anthropic(_) => BackendKind::ANTHROPIC_DEFAULT_BASE_URL,
     };
     let base_url = common
@@ -186,7 +193,7 @@ fn backend(name: &str, raw: &RawBackend, errors: &mut Errors) -> BackendConfig {
     };
 
     let kind = match raw {
-        RawBackend::OpenAi(_) => BackendKind::OpenAi {
+        RawBackend::OpenAi(_) | RawBackend::Local(_) => BackendKind::OpenAi {
             base_url,
             api_key_env,
             model,

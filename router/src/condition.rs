@@ -24,6 +24,12 @@ pub(crate) enum Condition {
     MaxPromptTokens(u32),
     /// The request does / does not offer tools.
     HasTools(bool),
+    /// The classifier's class is one of these.
+    ClassIn(Vec<String>),
+    /// The classifier's confidence `>=` this.
+    MinConfidence(f32),
+    /// The classifier's confidence `<` this.
+    MaxConfidence(f32),
 }
 
 impl Condition {
@@ -41,8 +47,18 @@ impl Condition {
             Self::MinPromptTokens(min) => facts.prompt_tokens >= *min,
             Self::MaxPromptTokens(max) => facts.prompt_tokens <= *max,
             Self::HasTools(wanted) => facts.has_tools == *wanted,
+            // Without a classification (no classifier, or it failed) these never hold.
+            Self::ClassIn(classes) => {
+                classification(facts).is_some_and(|c| classes.contains(&c.class))
+            }
+            Self::MinConfidence(min) => classification(facts).is_some_and(|c| c.confidence >= *min),
+            Self::MaxConfidence(max) => classification(facts).is_some_and(|c| c.confidence < *max),
         }
     }
+}
+
+fn classification(facts: &RequestFacts) -> Option<&crate::Classification> {
+    facts.signals.classification.as_ref()
 }
 
 /// Compiles a rule's `when` table. An empty table compiles to no conditions,
@@ -66,6 +82,15 @@ pub(crate) fn compile(when: &Conditions) -> Vec<Condition> {
     }
     if let Some(wanted) = when.has_tools {
         out.push(Condition::HasTools(wanted));
+    }
+    if let Some(classes) = &when.class {
+        out.push(Condition::ClassIn(classes.clone()));
+    }
+    if let Some(min) = when.min_confidence {
+        out.push(Condition::MinConfidence(min));
+    }
+    if let Some(max) = when.max_confidence {
+        out.push(Condition::MaxConfidence(max));
     }
     out
 }

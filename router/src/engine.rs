@@ -23,6 +23,8 @@ impl Decision {
     pub const ROUTE_HEADER: &'static str = "route-header";
     /// The client's `model` was a route name.
     pub const REQUESTED_MODEL: &'static str = "requested-model";
+    /// The classifier could not answer; the policy's `on_classifier_error` route.
+    pub const CLASSIFIER_ERROR: &'static str = "classifier-error";
     /// No rule matched; the policy's default route.
     pub const DEFAULT: &'static str = "default";
 
@@ -69,6 +71,8 @@ pub struct Engine {
     rules: Vec<CompiledRule>,
     /// Model names mentioned in some rule's `when.model`.
     aliases: BTreeSet<String>,
+    /// `classifier.on_classifier_error`, when a classifier is configured.
+    on_classifier_error: Option<String>,
 }
 
 impl Engine {
@@ -100,6 +104,7 @@ impl Engine {
             honor_model: routing.honor_model,
             rules,
             aliases,
+            on_classifier_error: policy.classifier.as_ref().map(|c| c.on_error.clone()),
         }
     }
 
@@ -107,8 +112,9 @@ impl Engine {
     /// 1. the route header, when configured and present (its value must be a route);
     /// 2. `model` naming a route, when `honor_model` is on;
     /// 3. an unknown `model` is an error;
-    /// 4. the policy rules, first match wins;
-    /// 5. the default route.
+    /// 4. the classifier failed: `on_classifier_error`;
+    /// 5. the policy rules, first match wins;
+    /// 6. the default route.
     pub fn decide(&self, facts: &RequestFacts) -> Result<Decision, DecideError> {
         if let Some(header) = &self.route_header {
             if let Some(value) = facts.headers.get(header.as_str()) {
@@ -129,6 +135,10 @@ impl Engine {
         // client never sees a model name work only sometimes (say, only with tools).
         if !self.is_known_model(&facts.model) {
             return Err(DecideError::UnknownModel(facts.model.clone()));
+        }
+        if let (Some(_), Some(route)) = (&facts.signals.classifier_error, &self.on_classifier_error)
+        {
+            return Ok(Decision::new(route, Decision::CLASSIFIER_ERROR));
         }
         if let Some(rule) = self.rules.iter().find(|r| r.matches(facts)) {
             return Ok(Decision::new(&rule.route, &rule.name));

@@ -33,6 +33,9 @@ impl RequestFacts {
 pub struct Signals {
     /// The on-box classifier's verdict, when a classifier is configured.
     pub classification: Option<Classification>,
+    /// Why the classifier gave no verdict (loading, overloaded, timeout, ...), when it failed.
+    /// The engine then uses the policy's `on_classifier_error` route.
+    pub classifier_error: Option<String>,
 }
 
 /// A classifier verdict: the predicted class and how sure the model is.

@@ -2,6 +2,7 @@
 //! ([`RequestFacts`]), choose the route that serves it ([`Engine::decide`]).
 //! No HTTP server lives here.
 
+pub mod classifier;
 mod condition;
 mod engine;
 mod facts;

@@ -345,6 +345,7 @@ fn builtin_rule_names_are_reserved_by_the_policy() {
     for name in [
         Decision::ROUTE_HEADER,
         Decision::REQUESTED_MODEL,
+        Decision::CLASSIFIER_ERROR,
         Decision::DEFAULT,
     ] {
         assert!(RESERVED_RULE_NAMES.contains(&name), "{name}");

@@ -1,1 +1,33 @@
-//! placeholder
+//! Test support for switchyard's end-to-end tests: a fixture-driven fake upstream
+//! ([`fake_upstream`]), a harness that runs the real `switchyard` binary ([`gateway`]),
+//! policy snippets ([`policy`]) and client helpers ([`client`]).
+//!
+//! This crate is test support only: a failed set-up should stop the test at once with a
+//! clear message, so panicking on errors is the intended behaviour here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod client;
+pub mod fake_upstream;
+pub mod gateway;
+pub mod policy;
+
+use std::path::PathBuf;
+
+pub use client::{
+    assert_openai_error, chat, chat_with, header, http_client, sse_frames, SseFrames,
+};
+pub use fake_upstream::{FakeUpstream, RecordedRequest};
+pub use gateway::{switchyard_bin, Gateway};
+
+/// `tests/fixtures`, where the fake upstream finds its replies.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// The workspace root (for `policies/examples` and the like).
+pub fn workspace_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives inside the workspace")
+        .to_path_buf()
+}

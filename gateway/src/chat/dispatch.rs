@@ -9,13 +9,14 @@ use axum::Json;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use switchyard_adapters::wire::ChatCompletionChunk;
+use switchyard_adapters::wire::{ChatCompletionChunk, Usage};
 use switchyard_adapters::{BackendError, ChunkStream};
-use switchyard_router::Decision;
+use switchyard_router::{estimate_tokens, Decision};
 use tower::Service;
 
 use super::{headers, stream, ChatCall};
 use crate::error::ApiError;
+use crate::ledger::OutcomeHandle;
 use crate::state::{AppState, Route};
 
 /// The innermost service of the chat stack.
@@ -53,7 +54,7 @@ struct Attempt {
 
 /// What a successful backend call produced.
 enum Reply {
-    Whole(Response),
+    Whole(Response, Option<Usage>),
     Stream(ChatCompletionChunk, ChunkStream),
 }
 
@@ -61,6 +62,12 @@ async fn dispatch(state: AppState, call: ChatCall) -> Response {
     let Some(decision) = call.extensions.get::<Decision>().cloned() else {
         return ApiError::invalid("no routing decision was made", None).into_response();
     };
+    let outcome = call
+        .extensions
+        .get::<OutcomeHandle>()
+        .cloned()
+        .unwrap_or_default();
+    outcome.update(|o| o.rule = Some(decision.rule.clone()));
     let mut chain = vec![decision.route.clone()];
     if let Some(route) = state.route(&decision.route) {
         chain.extend(route.config.fallback.iter().cloned());
@@ -72,12 +79,33 @@ async fn dispatch(state: AppState, call: ChatCall) -> Response {
         let Some(route) = state.route(name) else {
             continue;
         };
+        outcome.update(|o| {
+            o.attempts.push(name.clone());
+            o.route = Some(name.clone());
+            o.backend = Some(route.backend_name.clone());
+            o.upstream_model = Some(route.backend.upstream_model().to_owned());
+        });
         match attempt(route, &call).await {
             Ok(reply) => {
+                let ttft = call.received.elapsed();
                 let mut response = match reply {
-                    Reply::Whole(response) => response,
+                    Reply::Whole(response, usage) => {
+                        outcome.update(|o| {
+                            o.ttft = Some(ttft);
+                            if let Some(u) = usage {
+                                o.input_tokens = Some(u.prompt_tokens);
+                                o.output_tokens = Some(u.completion_tokens);
+                            }
+                        });
+                        response
+                    }
                     Reply::Stream(first, rest) => {
-                        stream::sse_response(first, rest, call.body.wants_stream_usage())
+                        outcome.update(|o| o.ttft = Some(ttft));
+                        let tracker = stream::Tracker::new(
+                            outcome.clone(),
+                            estimate_tokens(&call.body.prompt_text()),
+                        );
+                        stream::sse_response(first, rest, call.body.wants_stream_usage(), tracker)
                     }
                 };
                 set_route_headers(response.headers_mut(), &decision, route, &attempts);
@@ -97,6 +125,7 @@ async fn dispatch(state: AppState, call: ChatCall) -> Response {
             }
         }
     }
+    outcome.update(|o| o.error_type = Some(last_error.kind_name().to_owned()));
     let mut response = ApiError::Backend(last_error).into_response();
     if let Some(last) = attempts.last().and_then(|a| state.route(&a.route)) {
         let done = &attempts[..attempts.len() - 1];
@@ -122,7 +151,8 @@ async fn attempt(route: &Route, call: &ChatCall) -> Result<Reply, BackendError> 
         }
     } else {
         let completion = route.backend.complete(request).await?;
-        Ok(Reply::Whole(Json(completion).into_response()))
+        let usage = completion.usage.clone();
+        Ok(Reply::Whole(Json(completion).into_response(), usage))
     }
 }
 

@@ -9,7 +9,10 @@ use futures::stream::{self, Stream, StreamExt};
 use switchyard_adapters::wire::ChatCompletionChunk;
 use switchyard_adapters::ChunkStream;
 
+use switchyard_router::estimate_tokens;
+
 use crate::error::ApiError;
+use crate::ledger::OutcomeHandle;
 
 /// Builds the SSE response. The upstream was always asked for usage; it is passed on only
 /// when the client asked for it (`stream_options.include_usage`).
@@ -17,8 +20,69 @@ pub fn sse_response(
     first: ChatCompletionChunk,
     rest: ChunkStream,
     include_usage: bool,
+    tracker: Tracker,
 ) -> Response {
-    Sse::new(client_events(first, rest, include_usage)).into_response()
+    Sse::new(client_events(first, rest, include_usage, tracker)).into_response()
+}
+
+/// Keeps the request's [`OutcomeHandle`] up to date as frames go out: usage as reported, or
+/// estimated from the text when the upstream never reports it; how the stream ended.
+#[derive(Debug)]
+pub struct Tracker {
+    outcome: OutcomeHandle,
+    prompt_estimate: u32,
+    text: String,
+    reported: bool,
+}
+
+impl Tracker {
+    pub fn new(outcome: OutcomeHandle, prompt_estimate: u32) -> Self {
+        Tracker {
+            outcome,
+            prompt_estimate,
+            text: String::new(),
+            reported: false,
+        }
+    }
+
+    fn chunk(&mut self, chunk: &ChatCompletionChunk) {
+        if let Some(u) = &chunk.usage {
+            self.reported = true;
+            self.outcome.update(|o| {
+                o.input_tokens = Some(u.prompt_tokens);
+                o.output_tokens = Some(u.completion_tokens);
+                o.tokens_estimated = false;
+            });
+        }
+        for choice in &chunk.choices {
+            if let Some(t) = &choice.delta.content {
+                self.text.push_str(t);
+            }
+            for call in choice.delta.tool_calls.iter().flatten() {
+                if let Some(f) = &call.function {
+                    self.text.push_str(f.name.as_deref().unwrap_or_default());
+                    self.text
+                        .push_str(f.arguments.as_deref().unwrap_or_default());
+                }
+            }
+        }
+    }
+
+    fn end(&mut self, error: Option<&'static str>) {
+        let estimate = (!self.reported).then(|| estimate_tokens(&self.text));
+        let prompt = self.prompt_estimate;
+        self.outcome.update(|o| {
+            if let Some(output) = estimate {
+                o.input_tokens = Some(prompt);
+                o.output_tokens = Some(output);
+                o.tokens_estimated = true;
+            }
+            match error {
+                Some(kind) => o.error_type = Some(kind.to_owned()),
+                None => o.stream_completed = true,
+            }
+        });
+    }
 }
 
 enum State {
@@ -30,33 +94,45 @@ fn client_events(
     first: ChatCompletionChunk,
     rest: ChunkStream,
     include_usage: bool,
+    tracker: Tracker,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let chunks = stream::once(async move { Ok(first) }).chain(rest).boxed();
-    stream::unfold(State::Streaming(chunks), move |state| async move {
-        let State::Streaming(mut chunks) = state else {
-            return None;
-        };
-        loop {
-            match chunks.next().await {
-                Some(Ok(mut chunk)) => {
-                    if !include_usage {
-                        if chunk.is_usage_only() {
-                            continue;
+    stream::unfold(
+        (State::Streaming(chunks), tracker),
+        move |(state, mut tracker)| async move {
+            let State::Streaming(mut chunks) = state else {
+                return None;
+            };
+            loop {
+                match chunks.next().await {
+                    Some(Ok(mut chunk)) => {
+                        tracker.chunk(&chunk);
+                        if !include_usage {
+                            if chunk.is_usage_only() {
+                                continue;
+                            }
+                            chunk.usage = None;
                         }
-                        chunk.usage = None;
+                        return Some((
+                            vec![chunk_event(&chunk)],
+                            (State::Streaming(chunks), tracker),
+                        ));
                     }
-                    return Some((vec![chunk_event(&chunk)], State::Streaming(chunks)));
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "stream failed after the first frame");
+                        tracker.end(Some(e.kind_name()));
+                        let body = ApiError::Backend(e).body();
+                        let error = Event::default().data(json(&body));
+                        return Some((vec![error, done_event()], (State::Done, tracker)));
+                    }
+                    None => {
+                        tracker.end(None);
+                        return Some((vec![done_event()], (State::Done, tracker)));
+                    }
                 }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "stream failed after the first frame");
-                    let body = ApiError::Backend(e).body();
-                    let error = Event::default().data(json(&body));
-                    return Some((vec![error, done_event()], State::Done));
-                }
-                None => return Some((vec![done_event()], State::Done)),
             }
-        }
-    })
+        },
+    )
     .flat_map(|events| stream::iter(events.into_iter().map(Ok)))
 }
 
@@ -99,24 +175,32 @@ mod tests {
     async fn frames(
         rest: Vec<Result<ChatCompletionChunk, BackendError>>,
         usage: bool,
-    ) -> Vec<String> {
-        let body = sse_response(chunk("a"), stream::iter(rest).boxed(), usage).into_body();
+    ) -> (Vec<String>, crate::ledger::Outcome) {
+        let outcome = OutcomeHandle::default();
+        let tracker = Tracker::new(outcome.clone(), 7);
+        let body = sse_response(chunk("a"), stream::iter(rest).boxed(), usage, tracker).into_body();
         let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-        String::from_utf8(bytes.to_vec())
+        let frames = String::from_utf8(bytes.to_vec())
             .unwrap()
             .split("\n\n")
             .filter(|f| !f.is_empty())
             .map(|f| f.trim_start_matches("data: ").to_owned())
-            .collect()
+            .collect::<Vec<_>>();
+        (frames, outcome.snapshot())
     }
 
     #[tokio::test]
     async fn ends_with_done_and_strips_usage_unless_asked() {
-        let f = frames(vec![Ok(chunk("b")), Ok(usage_chunk())], false).await;
+        let (f, outcome) = frames(vec![Ok(chunk("b")), Ok(usage_chunk())], false).await;
         assert_eq!(f.len(), 3, "{f:?}");
+        assert_eq!(
+            (outcome.input_tokens, outcome.output_tokens),
+            (Some(3), Some(2))
+        );
+        assert!(!outcome.tokens_estimated && outcome.stream_completed);
         assert_eq!(f[2], "[DONE]");
         assert!(!f.iter().any(|x| x.contains("usage")));
-        let f = frames(vec![Ok(chunk("b")), Ok(usage_chunk())], true).await;
+        let (f, _) = frames(vec![Ok(chunk("b")), Ok(usage_chunk())], true).await;
         assert_eq!(f.len(), 4, "{f:?}");
         assert!(f[2].contains("\"usage\""));
         assert_eq!(f[3], "[DONE]");
@@ -124,8 +208,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_failure_mid_stream_is_an_error_frame_then_done() {
-        let f = frames(vec![Err(BackendError::Protocol("cut".into()))], true).await;
+        let (f, outcome) = frames(vec![Err(BackendError::Protocol("cut".into()))], true).await;
         assert_eq!(f.len(), 3, "{f:?}");
+        // No usage came: estimated from the prompt and the text that went out.
+        assert!(outcome.tokens_estimated);
+        assert_eq!(
+            (outcome.input_tokens, outcome.output_tokens),
+            (Some(7), Some(1))
+        );
+        assert_eq!(outcome.error_type.as_deref(), Some("protocol"));
+        assert!(!outcome.stream_completed);
         let error: serde_json::Value = serde_json::from_str(&f[1]).unwrap();
         assert_eq!(error["error"]["code"], "upstream_error");
         assert_eq!(f[2], "[DONE]");

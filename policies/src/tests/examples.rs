@@ -31,16 +31,25 @@ fn default_policy_is_as_documented() {
     assert_eq!(openai.kind.api_key_env(), Some("OPENAI_API_KEY"));
     assert_eq!(openai.kind.upstream_model(), "gpt-4o-mini");
 
-    let ollama = &p.backends["ollama"];
-    assert_eq!(ollama.kind.api_key_env(), None);
-    assert_eq!(ollama.kind.upstream_model(), "smollm2:135m");
-    assert!(matches!(
-        &ollama.kind,
-        BackendKind::OpenAi { base_url, .. } if base_url == "http://127.0.0.1:11434/v1"
-    ));
+    let smol = &p.backends["smollm2"];
+    assert_eq!(smol.kind.kind_name(), "local");
+    assert_eq!(smol.kind.api_key_env(), None);
+    assert_eq!(smol.kind.upstream_model(), "SmolLM2-135M-Instruct.Q4_1");
+    match &smol.kind {
+        BackendKind::Local(c) => {
+            assert_eq!(
+                c.gguf,
+                Path::new("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+            );
+            assert_eq!(c.cost_per_hour, "0.05".parse::<Decimal>().unwrap());
+            assert_eq!(c.threads, 2);
+            assert_eq!(c.on_context_overflow, crate::ContextOverflow::Fallback);
+        }
+        other => panic!("expected a local backend, got {other:?}"),
+    }
 
     let local = &p.routes["local"];
-    assert_eq!(local.backend, "ollama");
+    assert_eq!(local.backend, "smollm2");
     assert_eq!(local.fallback, ["remote"]);
     assert!(local.price.input_per_mtok.is_zero());
     let remote = &p.routes["remote"];

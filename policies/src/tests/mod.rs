@@ -1,3 +1,4 @@
+mod classifier;
 mod examples;
 mod phase1;
 mod phase2;

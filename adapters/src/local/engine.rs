@@ -1,0 +1,338 @@
+//! The scheduler: one thread owns the model and runs continuous batching. Jobs wait in a
+//! bounded queue; up to `max_batch` sequences are active at once, and every step runs one
+//! decode token of each active sequence plus a chunk of at most one prompt being read, in a
+//! single forward pass. A job whose receiver is gone is dropped before the next step.
+
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::model::{Llama, SeqCache, Step, WeightFormat};
+use super::sampler::{Sampler, SamplingParams};
+use super::stop::StopMatcher;
+use super::tokenizer::{Detokenizer, GgufTokenizer};
+use super::LocalError;
+
+/// Prompt tokens read per step; bounds how long a new prompt stalls running streams.
+const PREFILL_CHUNK: usize = 256;
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Stop,
+    Length,
+}
+
+impl Finish {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finish::Stop => "stop",
+            Finish::Length => "length",
+        }
+    }
+}
+
+/// What a job's receiver gets, in order: text pieces, then `Done` or `Failed`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Text(String),
+    Done {
+        finish: Finish,
+        prompt_tokens: u32,
+        completion_tokens: u32,
+    },
+    Failed(String),
+}
+
+/// One generation request.
+#[derive(Debug)]
+pub struct Job {
+    pub prompt: Vec<u32>,
+    pub sampling: SamplingParams,
+    pub max_tokens: usize,
+    pub stop: Vec<String>,
+    pub events: UnboundedSender<Event>,
+}
+
+/// Loading, ready, or failed to load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Loading,
+    Ready,
+    Failed(String),
+}
+
+/// Why a job was not queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitError {
+    QueueFull,
+    Stopped,
+}
+
+/// The handle to the model thread. Dropping it lets the thread finish its work and exit.
+#[derive(Debug)]
+pub struct Engine {
+    queue: SyncSender<Job>,
+    health: Arc<Mutex<Health>>,
+}
+
+/// Scheduler settings.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    pub max_batch: usize,
+    pub queue: usize,
+    pub format: WeightFormat,
+    /// Context window (capped at the model's own).
+    pub context: usize,
+}
+
+impl Engine {
+    /// Starts the model thread; it loads the weights, runs a warm-up pass, then serves.
+    pub fn start(
+        path: &Path,
+        tokenizer: Arc<GgufTokenizer>,
+        cfg: EngineConfig,
+    ) -> Result<Self, LocalError> {
+        let (queue, jobs) = mpsc::sync_channel(cfg.queue.max(1));
+        let health = Arc::new(Mutex::new(Health::Loading));
+        let state = Arc::clone(&health);
+        let path = path.to_owned();
+        std::thread::Builder::new()
+            .name("switchyard-local".into())
+            .spawn(move || {
+                let set = |h: Health| {
+                    if let Ok(mut g) = state.lock() {
+                        *g = h;
+                    }
+                };
+                match load_and_warm(&path, cfg.format) {
+                    Ok(mut model) => {
+                        model.cfg.context = model.cfg.context.min(cfg.context);
+                        set(Health::Ready);
+                        serve(&model, &tokenizer, jobs, cfg.max_batch.max(1));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "local model failed to load");
+                        set(Health::Failed(e.to_string()));
+                        // Answer whatever was queued meanwhile.
+                        for job in jobs {
+                            let _ = job.events.send(Event::Failed(e.to_string()));
+                        }
+                    }
+                }
+            })
+            .map_err(|e| LocalError::Model(format!("cannot start the model thread: {e}")))?;
+        Ok(Engine { queue, health })
+    }
+
+    pub fn health(&self) -> Health {
+        self.health
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|_| Health::Failed("model thread panicked".into()))
+    }
+
+    /// Queues a job without waiting.
+    pub fn submit(&self, job: Job) -> Result<(), SubmitError> {
+        self.queue.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => SubmitError::QueueFull,
+            TrySendError::Disconnected(_) => SubmitError::Stopped,
+        })
+    }
+}
+
+fn load_and_warm(path: &Path, format: WeightFormat) -> Result<Llama, LocalError> {
+    let started = Instant::now();
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| LocalError::Model(format!("cannot open {}: {e}", path.display())))?;
+    let ct = candle_core::quantized::gguf_file::Content::read(&mut file)?;
+    let model = Llama::from_gguf(&ct, &mut file, format)?;
+    drop(ct);
+    let mut cache = model.new_cache();
+    model.forward(&mut [Step {
+        cache: &mut cache,
+        tokens: &[1, 2, 3, 4],
+    }])?;
+    tracing::info!(
+        model = %path.display(),
+        ms = started.elapsed().as_millis() as u64,
+        "local model loaded and warmed up"
+    );
+    Ok(model)
+}
+
+struct Seq {
+    job: Job,
+    cache: SeqCache,
+    /// Prompt tokens already in the cache.
+    fed: usize,
+    /// Prompt and generated tokens.
+    tokens: Vec<u32>,
+    generated: Vec<u32>,
+    sampler: Sampler,
+    detok: Detokenizer,
+    stop: StopMatcher,
+}
+
+impl Seq {
+    fn prefilling(&self) -> bool {
+        self.fed < self.job.prompt.len()
+    }
+
+    /// Sends an event; false when the client has gone.
+    fn send(&self, event: Event) -> bool {
+        self.job.events.send(event).is_ok()
+    }
+
+    fn done(&mut self, finish: Finish, stopped_by_string: bool) {
+        if !stopped_by_string {
+            let rest = self.stop.finish();
+            if !rest.is_empty() {
+                self.send(Event::Text(rest));
+            }
+        }
+        self.send(Event::Done {
+            finish,
+            prompt_tokens: self.job.prompt.len() as u32,
+            completion_tokens: self.generated.len() as u32,
+        });
+    }
+
+    /// Takes a sampled token; returns false when the sequence is over.
+    fn accept(&mut self, token: u32, tok: &GgufTokenizer, context: usize) -> bool {
+        if tok.eos.contains(&token) {
+            self.done(Finish::Stop, false);
+            return false;
+        }
+        self.tokens.push(token);
+        self.generated.push(token);
+        let text = match self.detok.push(tok, token) {
+            Ok(t) => t,
+            Err(e) => {
+                self.send(Event::Failed(e.to_string()));
+                return false;
+            }
+        };
+        let released = self.stop.push(&text);
+        if !released.text.is_empty() && !self.send(Event::Text(released.text)) {
+            return false;
+        }
+        if released.stopped {
+            self.done(Finish::Stop, true);
+            return false;
+        }
+        if self.generated.len() >= self.job.max_tokens || self.tokens.len() >= context {
+            self.done(Finish::Length, false);
+            return false;
+        }
+        true
+    }
+}
+
+fn admit(model: &Llama, job: Job) -> Option<Seq> {
+    if job.events.is_closed() {
+        return None;
+    }
+    if job.prompt.is_empty() || job.max_tokens == 0 {
+        let _ = job
+            .events
+            .send(Event::Failed("empty prompt or max_tokens 0".into()));
+        return None;
+    }
+    Some(Seq {
+        tokens: job.prompt.clone(),
+        cache: model.new_cache(),
+        fed: 0,
+        generated: Vec::new(),
+        sampler: Sampler::new(job.sampling.clone()),
+        detok: Detokenizer::default(),
+        stop: StopMatcher::new(job.stop.clone()),
+        job,
+    })
+}
+
+fn serve(model: &Llama, tok: &GgufTokenizer, jobs: Receiver<Job>, max_batch: usize) {
+    let context = model.cfg.context;
+    let mut active: Vec<Seq> = Vec::new();
+    loop {
+        if active.is_empty() {
+            match jobs.recv() {
+                Ok(job) => active.extend(admit(model, job)),
+                Err(_) => return,
+            }
+        }
+        while active.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(job) => active.extend(admit(model, job)),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) if active.is_empty() => return,
+                Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        active.retain(|s| !s.job.events.is_closed());
+        if active.is_empty() {
+            continue;
+        }
+        // Which sequences run this step, and how many prompt tokens each reads.
+        let mut budget = PREFILL_CHUNK;
+        let mut planned: Vec<usize> = Vec::with_capacity(active.len());
+        let mut steps: Vec<Step<'_>> = Vec::with_capacity(active.len());
+        for (i, s) in active.iter_mut().enumerate() {
+            let tokens = if s.prefilling() {
+                if budget == 0 {
+                    continue;
+                }
+                let n = (s.job.prompt.len() - s.fed).min(budget);
+                budget -= n;
+                &s.job.prompt[s.fed..s.fed + n]
+            } else {
+                &s.tokens[s.tokens.len() - 1..]
+            };
+            planned.push(i);
+            steps.push(Step {
+                cache: &mut s.cache,
+                tokens,
+            });
+        }
+        let fed: Vec<usize> = steps.iter().map(|s| s.tokens.len()).collect();
+        let result = model.forward(&mut steps).and_then(|l| {
+            l.to_vec2::<f32>()
+                .map_err(|e| LocalError::Model(e.to_string()))
+        });
+        drop(steps);
+        let mut finished = vec![false; active.len()];
+        match result {
+            Err(e) => {
+                for &i in &planned {
+                    active[i].send(Event::Failed(e.to_string()));
+                    finished[i] = true;
+                }
+            }
+            Ok(mut rows) => {
+                for (row, (&i, n)) in rows.iter_mut().zip(planned.iter().zip(fed)) {
+                    let s = &mut active[i];
+                    if s.prefilling() {
+                        s.fed += n;
+                        if s.prefilling() {
+                            continue;
+                        }
+                    }
+                    let start = s
+                        .tokens
+                        .len()
+                        .saturating_sub(super::sampler::PENALTY_WINDOW);
+                    let token = s.sampler.sample(row, &s.tokens[start..], &s.generated);
+                    finished[i] = !s.accept(token, tok, context);
+                }
+            }
+        }
+        let mut i = 0;
+        active.retain(|_| {
+            i += 1;
+            !finished[i - 1]
+        });
+    }
+}

@@ -1,0 +1,1 @@
+//! Benchmark tools for switchyard (binaries only): `loadgen` and `bench-upstream`.

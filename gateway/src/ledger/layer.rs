@@ -1,0 +1,210 @@
+//! `LedgerLayer`: gives each request an [`OutcomeHandle`] and, when its response body ends
+//! (or is dropped because the client went away), turns it into one [`LedgerRow`].
+
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http::{Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tower::{Layer, Service};
+
+use super::outcome::OutcomeHandle;
+use super::row::LedgerRow;
+use super::{api_key_id, Ledger};
+use crate::error::ErrorType;
+
+/// Records every request that reaches the gateway, errors and disconnects included.
+///
+/// Inner layers fill the [`OutcomeHandle`] found in the request extensions; this layer adds
+/// the status and latency and sends the row to the [`Ledger`] when the body is done.
+///
+/// ```
+/// # async fn demo(ledger: switchyard_gateway::ledger::Ledger) {
+/// let app = axum::Router::<()>::new()
+///     .route("/", axum::routing::get(|| async { "hi" }))
+///     .layer(switchyard_gateway::ledger::LedgerLayer::new(ledger));
+/// # let _ = app;
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct LedgerLayer {
+    ledger: Option<Ledger>,
+}
+
+impl LedgerLayer {
+    pub fn new(ledger: Ledger) -> Self {
+        LedgerLayer {
+            ledger: Some(ledger),
+        }
+    }
+
+    /// Records nothing; inner layers still get an [`OutcomeHandle`] to fill.
+    pub fn disabled() -> Self {
+        LedgerLayer { ledger: None }
+    }
+}
+
+impl<S> Layer<S> for LedgerLayer {
+    type Service = LedgerService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        LedgerService {
+            inner,
+            ledger: self.ledger.clone(),
+        }
+    }
+}
+
+/// The service made by [`LedgerLayer`].
+#[derive(Debug, Clone)]
+pub struct LedgerService<S> {
+    inner: S,
+    ledger: Option<Ledger>,
+}
+
+impl<S, B> Service<Request<Body>> for LedgerService<S>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let started = Instant::now();
+        let arrived = SystemTime::now();
+        let outcome = OutcomeHandle::default();
+        req.extensions_mut().insert(outcome.clone());
+        let pending = Pending {
+            request_id: header_text(&req, "x-request-id").unwrap_or_default(),
+            api_key_id: api_key_id(req.headers()),
+            arrived,
+            started,
+            outcome,
+            ledger: self.ledger.clone(),
+        };
+        let future = self.inner.call(req);
+        Box::pin(async move {
+            let response = future.await?;
+            let (parts, body) = response.into_parts();
+            if let Some(ErrorType(kind)) = parts.extensions.get::<ErrorType>() {
+                pending.outcome.update(|o| {
+                    o.error_type.get_or_insert_with(|| kind.clone());
+                });
+            }
+            let recorder = Recorder {
+                pending: Some(pending),
+                status: parts.status.as_u16(),
+            };
+            let inner = Body::new(body);
+            Ok(Response::from_parts(
+                parts,
+                Body::new(LedgerBody { inner, recorder }),
+            ))
+        })
+    }
+}
+
+fn header_text<B>(req: &Request<B>, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Everything needed to write the row once the body is done.
+struct Pending {
+    request_id: String,
+    api_key_id: Option<String>,
+    arrived: SystemTime,
+    started: Instant,
+    outcome: OutcomeHandle,
+    ledger: Option<Ledger>,
+}
+
+struct Recorder {
+    pending: Option<Pending>,
+    status: u16,
+}
+
+impl Recorder {
+    /// Writes the row once; `finished` is false when the body was dropped before its end.
+    fn record(&mut self, finished: bool) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        let Some(ledger) = p.ledger else {
+            return;
+        };
+        let mut outcome = p.outcome.snapshot();
+        let mut status = self.status;
+        if outcome.stream && !outcome.stream_completed && !finished {
+            // The client went away mid-stream (nginx's "client closed request").
+            status = 499;
+            outcome
+                .error_type
+                .get_or_insert_with(|| "client_closed".into());
+        }
+        let pricing = ledger.pricing(outcome.route.as_deref());
+        let row = LedgerRow::build(
+            p.request_id,
+            p.arrived,
+            p.api_key_id,
+            status,
+            p.started.elapsed(),
+            outcome,
+            pricing,
+        );
+        ledger.record(row);
+    }
+}
+
+/// Wraps a response body to notice its end or its drop.
+struct LedgerBody {
+    inner: Body,
+    recorder: Recorder,
+}
+
+impl HttpBody for LedgerBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        match &polled {
+            None => self.recorder.record(true),
+            Some(Ok(_)) if self.inner.is_end_stream() => self.recorder.record(true),
+            _ => {}
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LedgerBody {
+    fn drop(&mut self) {
+        let finished = self.inner.is_end_stream();
+        self.recorder.record(finished);
+    }
+}

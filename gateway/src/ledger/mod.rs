@@ -1,0 +1,171 @@
+//! The ledger: one row per request that reaches the gateway, written off the request path by
+//! a batching background writer.
+//!
+//! - [`LedgerLayer`] (in the HTTP stack) makes the row when a response body ends or is dropped;
+//! - [`Ledger::record`] queues it without waiting (an unbounded channel: nothing is dropped);
+//! - the writer task drains the queue in batches into the [`Store`] (SQLite by default,
+//!   PostgreSQL for a `postgres://` URL) and is flushed on shutdown ([`LedgerWriter::close`]).
+
+mod layer;
+mod outcome;
+mod row;
+mod store;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+use switchyard_policies::{Policy, Price};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::metrics::Metrics;
+
+pub use layer::{LedgerLayer, LedgerService};
+pub use outcome::{Outcome, OutcomeHandle};
+pub use row::{cost, LedgerRow, Pricing};
+pub use store::Store;
+
+/// Most rows written in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// The request path's side of the ledger. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    tx: mpsc::UnboundedSender<LedgerRow>,
+    prices: Arc<BTreeMap<String, Price>>,
+    reference_route: Option<String>,
+    reference: Option<Price>,
+    metrics: Metrics,
+}
+
+/// The writer task; [`LedgerWriter::close`] flushes everything queued and stops it.
+#[derive(Debug)]
+pub struct LedgerWriter {
+    close: oneshot::Sender<()>,
+    task: JoinHandle<u64>,
+}
+
+impl Ledger {
+    /// Starts the writer over `store`, with the policy's prices.
+    pub fn start(store: Store, policy: &Policy, metrics: Metrics) -> (Ledger, LedgerWriter) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (close, closing) = oneshot::channel();
+        let task = tokio::spawn(write_loop(store, rx, closing));
+        let prices = policy
+            .routes
+            .iter()
+            .map(|(name, r)| (name.clone(), r.price))
+            .collect();
+        let reference_route = policy.ledger.reference_route.clone();
+        let reference = reference_route
+            .as_ref()
+            .and_then(|r| policy.routes.get(r))
+            .map(|r| r.price);
+        let ledger = Ledger {
+            tx,
+            prices: Arc::new(prices),
+            reference_route,
+            reference,
+            metrics,
+        };
+        (ledger, LedgerWriter { close, task })
+    }
+
+    /// Queues a row; never blocks.
+    pub fn record(&self, row: LedgerRow) {
+        self.metrics.observe(&row, self.reference_route.as_deref());
+        if self.tx.send(row).is_err() {
+            tracing::error!("ledger writer has stopped; a row was not recorded");
+        }
+    }
+
+    /// The prices for a row answered by `route`.
+    pub fn pricing(&self, route: Option<&str>) -> Pricing {
+        Pricing {
+            route: route.and_then(|r| self.prices.get(r).copied()),
+            reference: self.reference,
+        }
+    }
+}
+
+impl LedgerWriter {
+    /// Writes every row queued so far, waiting at most `limit`. Returns the rows written
+    /// over the writer's life.
+    pub async fn close(self, limit: Duration) -> Option<u64> {
+        let _ = self.close.send(());
+        tokio::time::timeout(limit, self.task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+}
+
+async fn write_loop(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<LedgerRow>,
+    mut closing: oneshot::Receiver<()>,
+) -> u64 {
+    let mut written = 0u64;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let closed = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut batch, MAX_BATCH) => n == 0,
+            _ = &mut closing => true,
+        };
+        if closed {
+            // Drain whatever is still queued, then stop.
+            while let Ok(row) = rx.try_recv() {
+                batch.push(row);
+                if batch.len() >= MAX_BATCH {
+                    written += write_batch(&store, &mut batch).await;
+                }
+            }
+            written += write_batch(&store, &mut batch).await;
+            return written;
+        }
+        written += write_batch(&store, &mut batch).await;
+    }
+}
+
+async fn write_batch(store: &Store, batch: &mut Vec<LedgerRow>) -> u64 {
+    if batch.is_empty() {
+        return 0;
+    }
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=5 {
+        match store.insert(batch).await {
+            Ok(()) => {
+                let n = batch.len() as u64;
+                batch.clear();
+                return n;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, rows = batch.len(), "ledger write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+    tracing::error!(rows = batch.len(), "ledger write failed 5 times; rows lost");
+    batch.clear();
+    0
+}
+
+/// A short, stable id for the client's API key: the first 16 hex digits of its SHA-256.
+pub fn api_key_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers
+        .get(http::header::AUTHORIZATION)
+        .or_else(|| headers.get("x-api-key"))?
+        .to_str()
+        .ok()?;
+    let key = value.strip_prefix("Bearer ").unwrap_or(value).trim();
+    if key.is_empty() {
+        return None;
+    }
+    let digest = Sha256::digest(key.as_bytes());
+    Some(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+}

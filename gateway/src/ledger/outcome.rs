@@ -1,0 +1,53 @@
+//! What happened to one request, filled in by the layers as it travels and read by the
+//! ledger when its response ends.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Facts about one request's handling; every field is optional because a request can fail
+/// at any layer (a 400 never gets a route).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    pub requested_model: Option<String>,
+    pub stream: bool,
+    pub class: Option<String>,
+    pub confidence: Option<f32>,
+    pub classifier_ms: Option<f64>,
+    pub rule: Option<String>,
+    pub route: Option<String>,
+    pub backend: Option<String>,
+    pub upstream_model: Option<String>,
+    /// Routes tried, in order, including the one that answered.
+    pub attempts: Vec<String>,
+    /// Short error name of the failure answered or, for streams, of the failure mid-stream.
+    pub error_type: Option<String>,
+    pub input_tokens: Option<u32>,
+    pub output_tokens: Option<u32>,
+    /// The token counts were estimated by the gateway, not reported by the upstream.
+    pub tokens_estimated: bool,
+    /// Time to the first byte of the answer (streams: the first chunk).
+    pub ttft: Option<Duration>,
+    /// A stream reached its end (`[DONE]` sent).
+    pub stream_completed: bool,
+}
+
+/// A shared handle on one request's [`Outcome`]. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct OutcomeHandle(Arc<Mutex<Outcome>>);
+
+impl OutcomeHandle {
+    /// Locks the outcome; a poisoned lock still yields the data (it is plain facts).
+    pub fn lock(&self) -> MutexGuard<'_, Outcome> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies `f` to the outcome.
+    pub fn update(&self, f: impl FnOnce(&mut Outcome)) {
+        f(&mut self.lock());
+    }
+
+    /// A copy of the outcome as it is now.
+    pub fn snapshot(&self) -> Outcome {
+        self.lock().clone()
+    }
+}

@@ -1,0 +1,277 @@
+//! `kind = "local"` backends: a GGUF chat model served in the gateway's own process.
+
+use std::path::PathBuf;
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use crate::error::join;
+use crate::model::{BackendConfig, BackendKind, Timeouts};
+use crate::raw::RawDecimal;
+use crate::validate::Errors;
+use crate::values;
+
+/// The keys of a `kind = "local"` backend, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocal {
+    pub gguf: Option<String>,
+    pub model: Option<String>,
+    pub cost_per_hour: Option<RawDecimal>,
+    pub threads: Option<i64>,
+    pub max_batch: Option<i64>,
+    pub queue: Option<i64>,
+    pub context: Option<i64>,
+    pub on_context_overflow: Option<String>,
+    pub system_prompt: Option<String>,
+    pub weights: Option<String>,
+}
+
+/// What a local backend does with a prompt longer than its context.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ContextOverflow {
+    /// Answer 400 `context_length_exceeded` (`"reject"`, the default).
+    #[default]
+    Reject,
+    /// Fail over to the route's fallback (`"fallback"`).
+    Fallback,
+}
+
+/// How a local model's weights are held in memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LocalWeights {
+    /// 4/5-bit weights re-quantised to Q8_0 at load, which has fast CPU kernels (`"q8_0"`,
+    /// the default).
+    #[default]
+    Q8_0,
+    /// As stored in the file (`"as-stored"`).
+    AsStored,
+}
+
+/// The settings of a local backend, defaults resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalConfig {
+    /// The GGUF file; a relative path is relative to the working directory.
+    pub gguf: PathBuf,
+    /// The model name reported in responses. Default: the file name without `.gguf`.
+    pub model: String,
+    /// What the box costs per hour in USD, for pricing local requests. Default 0.
+    pub cost_per_hour: Decimal,
+    /// Threads for the model's matmuls. Default 2.
+    pub threads: usize,
+    /// Sequences decoded together. Default 8.
+    pub max_batch: usize,
+    /// Requests that may wait for a slot; more are refused with 429. Default 32.
+    pub queue: usize,
+    /// Context window in tokens; the model's own when not given (and never more).
+    pub context: Option<u32>,
+    pub on_context_overflow: ContextOverflow,
+    /// Used as the system message of conversations that have none. Default: none, so the
+    /// model's chat template decides (SmolLM2's inserts its own default system prompt).
+    pub system_prompt: Option<String>,
+    pub weights: LocalWeights,
+}
+
+impl LocalConfig {
+    pub const DEFAULT_THREADS: usize = 2;
+    pub const DEFAULT_MAX_BATCH: usize = 8;
+    pub const DEFAULT_QUEUE: usize = 32;
+}
+
+fn count(
+    errors: &mut Errors,
+    path: &str,
+    value: Option<i64>,
+    default: usize,
+    range: std::ops::RangeInclusive<i64>,
+) -> usize {
+    match value {
+        None => default,
+        Some(v) if range.contains(&v) => v as usize,
+        Some(v) => {
+            errors.push(
+                path,
+                format!(
+                    "must be between {} and {} (got {v})",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            default
+        }
+    }
+}
+
+/// Phase 2 of a `kind = "local"` backend at `path` (`backends.<name>`).
+pub(crate) fn backend(
+    name: &str,
+    path: &str,
+    raw: &RawLocal,
+    errors: &mut Errors,
+) -> BackendConfig {
+    let at = |key: &str| join(path, key);
+    let gguf = match raw.gguf.as_deref().map(str::trim) {
+        None => {
+            errors.push(
+                at("gguf"),
+                "missing required key (the path of a .gguf file)",
+            );
+            String::new()
+        }
+        Some("") => {
+            errors.push(at("gguf"), "must not be empty");
+            String::new()
+        }
+        Some(p) => p.to_owned(),
+    };
+    let gguf = PathBuf::from(gguf);
+    let model = match raw.model.as_deref() {
+        Some(m) if m.trim().is_empty() => {
+            errors.push(at("model"), "must not be empty");
+            String::new()
+        }
+        Some(m) => m.to_owned(),
+        None => gguf
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "local".to_owned()),
+    };
+    let cost_per_hour = raw
+        .cost_per_hour
+        .as_ref()
+        .and_then(|c| errors.check(&at("cost_per_hour"), values::price(&c.0)))
+        .unwrap_or_default();
+    let context = raw.context.and_then(|c| {
+        if (16..=i64::from(u32::MAX)).contains(&c) {
+            Some(c as u32)
+        } else {
+            errors.push(
+                at("context"),
+                format!("must be at least 16 tokens (got {c})"),
+            );
+            None
+        }
+    });
+    let on_context_overflow = match raw.on_context_overflow.as_deref() {
+        None | Some("reject") => ContextOverflow::Reject,
+        Some("fallback") => ContextOverflow::Fallback,
+        Some(other) => {
+            errors.push(
+                at("on_context_overflow"),
+                format!("must be \"reject\" or \"fallback\" (got {other:?})"),
+            );
+            ContextOverflow::Reject
+        }
+    };
+    let weights = match raw.weights.as_deref() {
+        None | Some("q8_0") => LocalWeights::Q8_0,
+        Some("as-stored") => LocalWeights::AsStored,
+        Some(other) => {
+            errors.push(
+                at("weights"),
+                format!("must be \"q8_0\" or \"as-stored\" (got {other:?})"),
+            );
+            LocalWeights::Q8_0
+        }
+    };
+    let config = LocalConfig {
+        gguf,
+        model,
+        cost_per_hour,
+        threads: count(
+            errors,
+            &at("threads"),
+            raw.threads,
+            LocalConfig::DEFAULT_THREADS,
+            1..=256,
+        ),
+        max_batch: count(
+            errors,
+            &at("max_batch"),
+            raw.max_batch,
+            LocalConfig::DEFAULT_MAX_BATCH,
+            1..=256,
+        ),
+        queue: count(
+            errors,
+            &at("queue"),
+            raw.queue,
+            LocalConfig::DEFAULT_QUEUE,
+            0..=1_000_000,
+        ),
+        context,
+        on_context_overflow,
+        system_prompt: raw.system_prompt.clone(),
+        weights,
+    };
+    BackendConfig {
+        name: name.to_owned(),
+        kind: BackendKind::Local(Box::new(config)),
+        timeouts: Timeouts::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::{assert_has, errors};
+
+    const LOCAL: &str = r#"
+[backends.smol]
+kind = "local"
+gguf = "models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+cost_per_hour = "0.05"
+threads = 2
+
+[routes.small]
+backend = "smol"
+
+[policy]
+default = "small"
+"#;
+
+    #[test]
+    fn a_local_backend_gets_its_defaults() {
+        let p = crate::parse(LOCAL).unwrap();
+        let b = &p.backends["smol"];
+        assert_eq!(b.kind.kind_name(), "local");
+        assert_eq!(b.kind.upstream_model(), "SmolLM2-135M-Instruct.Q4_1");
+        assert_eq!(b.kind.api_key_env(), None);
+        let BackendKind::Local(c) = &b.kind else {
+            panic!("{:?}", b.kind)
+        };
+        assert_eq!(c.cost_per_hour, "0.05".parse::<Decimal>().unwrap());
+        assert_eq!(
+            (c.threads, c.max_batch, c.queue, c.context),
+            (2, 8, 32, None)
+        );
+        assert_eq!(c.on_context_overflow, ContextOverflow::Reject);
+        assert_eq!(c.weights, LocalWeights::Q8_0);
+        assert_eq!(c.system_prompt, None);
+    }
+
+    #[test]
+    fn every_bad_local_key_is_reported() {
+        let src = LOCAL.replace(
+            "threads = 2",
+            "threads = 0\nmax_batch = 1000\ncontext = 4\non_context_overflow = \"drop\"\n\
+             weights = \"f16\"\ncost_per_hour = \"-1\"",
+        );
+        let src = src.replace("cost_per_hour = \"0.05\"\n", "");
+        let e = errors(&src);
+        assert_has(&e, "backends.smol.threads", "between 1 and 256");
+        assert_has(&e, "backends.smol.max_batch", "between 1 and 256");
+        assert_has(&e, "backends.smol.context", "at least 16");
+        assert_has(&e, "backends.smol.on_context_overflow", "\"fallback\"");
+        assert_has(&e, "backends.smol.weights", "\"as-stored\"");
+        assert_has(&e, "backends.smol.cost_per_hour", "negative");
+        let e = errors(&LOCAL.replace("gguf = ", "model = "));
+        assert_has(&e, "backends.smol.gguf", "missing");
+    }
+
+    #[test]
+    fn remote_only_keys_are_unknown_on_a_local_backend() {
+        let e = errors(&LOCAL.replace("threads = 2", "api_key_env = \"X\""));
+        assert!(e.to_string().contains("api_key_env"), "{e}");
+    }
+}

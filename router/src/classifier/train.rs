@@ -1,0 +1,282 @@
+//! Training a [`Head`] on frozen embeddings with candle-nn: softmax regression or a one-hidden-
+//! layer MLP, class-balanced loss (each class weighs the same whatever its size), AdamW, early
+//! stopping on a held-out slice (the best epoch's weights are kept).
+
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::{linear, Linear, Module, Optimizer, VarBuilder, VarMap};
+
+use super::head::{Dense, Head};
+use super::ClassifyError;
+
+/// Training knobs.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Hidden units; 0 trains a plain softmax regression.
+    pub hidden: usize,
+    pub max_epochs: usize,
+    /// Epochs without held-out improvement before stopping.
+    pub patience: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    /// Share of the data held out for early stopping.
+    pub holdout: f32,
+    /// Dropout on the hidden layer while training.
+    pub dropout: f32,
+    pub seed: u64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            hidden: 512,
+            max_epochs: 200,
+            patience: 15,
+            learning_rate: 2e-3,
+            weight_decay: 1e-4,
+            batch_size: 64,
+            holdout: 0.1,
+            dropout: 0.2,
+            seed: 7,
+        }
+    }
+}
+
+/// Progress after each epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub loss: f32,
+    pub holdout_accuracy: f32,
+    pub best_epoch: usize,
+}
+
+/// A tiny deterministic PRNG (xorshift64*), enough for shuffling.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = usize::try_from(self.next_u64() % (i as u64 + 1)).unwrap_or(0);
+            v.swap(i, j);
+        }
+    }
+}
+
+struct Net {
+    layers: Vec<Linear>,
+    dropout: f32,
+}
+
+impl Net {
+    fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let mut x = x.clone();
+        for (i, l) in self.layers.iter().enumerate() {
+            x = l.forward(&x)?;
+            if i + 1 < self.layers.len() {
+                x = x.relu()?;
+                if train && self.dropout > 0.0 {
+                    x = candle_nn::ops::dropout(&x, self.dropout)?;
+                }
+            }
+        }
+        Ok(x)
+    }
+}
+
+fn rows(x: &[Vec<f32>], idx: &[usize], dim: usize) -> candle_core::Result<Tensor> {
+    let flat: Vec<f32> = idx.iter().flat_map(|&i| x[i].iter().copied()).collect();
+    Tensor::from_vec(flat, (idx.len(), dim), &Device::Cpu)
+}
+
+fn model_err(e: impl std::fmt::Display) -> ClassifyError {
+    ClassifyError::Model(e.to_string())
+}
+
+/// Trains a head on embeddings `x` with label indices `y` (into `labels`).
+pub fn train(
+    x: &[Vec<f32>],
+    y: &[usize],
+    labels: Vec<String>,
+    encoder: String,
+    options: &TrainOptions,
+    mut progress: impl FnMut(EpochReport),
+) -> Result<Head, ClassifyError> {
+    let dim = x
+        .first()
+        .map(Vec::len)
+        .ok_or_else(|| model_err("no training data"))?;
+    let classes = labels.len();
+    let mut rng = Rng::new(options.seed);
+    let mut order: Vec<usize> = (0..x.len()).collect();
+    rng.shuffle(&mut order);
+    let held = ((x.len() as f32 * options.holdout) as usize).min(x.len() / 2);
+    let (val, fit) = order.split_at(held);
+    let mut fit = fit.to_vec();
+
+    // Class-balanced weights: n / (classes * count).
+    let mut counts = vec![0usize; classes];
+    fit.iter().for_each(|&i| counts[y[i]] += 1);
+    let weights: Vec<f32> = counts
+        .iter()
+        .map(|&c| fit.len() as f32 / (classes as f32 * c.max(1) as f32))
+        .collect();
+    let weights = Tensor::new(weights.as_slice(), &Device::Cpu).map_err(model_err)?;
+
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let sizes: Vec<usize> = if options.hidden == 0 {
+        vec![dim, classes]
+    } else {
+        vec![dim, options.hidden, classes]
+    };
+    let layers = sizes
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| linear(w[0], w[1], vb.pp(format!("layer{i}"))))
+        .collect::<candle_core::Result<Vec<_>>>()
+        .map_err(model_err)?;
+    let net = Net {
+        layers,
+        dropout: options.dropout,
+    };
+    let params = candle_nn::ParamsAdamW {
+        lr: options.learning_rate,
+        weight_decay: options.weight_decay,
+        ..Default::default()
+    };
+    let mut opt = candle_nn::AdamW::new(varmap.all_vars(), params).map_err(model_err)?;
+    let val_x = rows(x, val, dim).map_err(model_err)?;
+    let val_y: Vec<usize> = val.iter().map(|&i| y[i]).collect();
+
+    let mut best: Option<(f32, usize, Vec<Dense>)> = None;
+    for epoch in 1..=options.max_epochs {
+        rng.shuffle(&mut fit);
+        let mut total = 0.0f32;
+        let mut batches = 0usize;
+        for chunk in fit.chunks(options.batch_size.max(1)) {
+            let mut step = || -> candle_core::Result<f32> {
+                let xb = rows(x, chunk, dim)?;
+                let yb: Vec<u32> = chunk.iter().map(|&i| y[i] as u32).collect();
+                let yb = Tensor::new(yb.as_slice(), &Device::Cpu)?;
+                let logp = candle_nn::ops::log_softmax(&net.forward(&xb, true)?, D::Minus1)?;
+                let picked = logp.gather(&yb.unsqueeze(1)?, 1)?.squeeze(1)?;
+                let w = weights.index_select(&yb, 0)?;
+                let loss =
+                    ((picked * &w)?.sum_all()? / w.sum_all()?.to_scalar::<f32>()? as f64)?.neg()?;
+                opt.backward_step(&loss)?;
+                loss.to_scalar::<f32>()
+            };
+            total += step().map_err(model_err)?;
+            batches += 1;
+        }
+        let acc = if val.is_empty() {
+            0.0
+        } else {
+            let logits = net.forward(&val_x, false).map_err(model_err)?;
+            let pred = logits
+                .argmax(D::Minus1)
+                .and_then(|p| p.to_vec1::<u32>())
+                .map_err(model_err)?;
+            let right = pred
+                .iter()
+                .zip(&val_y)
+                .filter(|(p, t)| **p as usize == **t)
+                .count();
+            right as f32 / val.len() as f32
+        };
+        if best.as_ref().is_none_or(|(a, _, _)| acc > *a) {
+            best = Some((acc, epoch, snapshot(&varmap, sizes.len() - 1)?));
+        }
+        let best_epoch = best.as_ref().map_or(epoch, |b| b.1);
+        progress(EpochReport {
+            epoch,
+            loss: total / batches.max(1) as f32,
+            holdout_accuracy: acc,
+            best_epoch,
+        });
+        if epoch - best_epoch >= options.patience {
+            break;
+        }
+    }
+    let (_, _, layers) = best.ok_or_else(|| model_err("no epoch ran"))?;
+    Ok(Head {
+        labels,
+        layers,
+        encoder,
+    })
+}
+
+fn snapshot(varmap: &VarMap, n: usize) -> Result<Vec<Dense>, ClassifyError> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| model_err("poisoned var map"))?;
+    (0..n)
+        .map(|i| {
+            let get = |name: &str| {
+                data.get(&format!("layer{i}.{name}"))
+                    .ok_or_else(|| model_err(format!("layer{i}.{name} missing")))
+            };
+            let w = get("weight")?.as_tensor().clone();
+            let b = get("bias")?.as_tensor().clone();
+            let (_, inputs) = w.dims2().map_err(model_err)?;
+            Ok(Dense {
+                weight: w
+                    .flatten_all()
+                    .and_then(|t| t.to_vec1())
+                    .map_err(model_err)?,
+                bias: b.to_vec1().map_err(model_err)?,
+                inputs,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classifier::Scorer;
+
+    #[test]
+    fn learns_a_separable_problem() {
+        let mut rng = Rng::new(1);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..300 {
+            let c = i % 3;
+            let noise = (rng.next_u64() % 100) as f32 / 500.0;
+            let mut v = vec![noise; 4];
+            v[c] += 1.0;
+            x.push(v);
+            y.push(c);
+        }
+        let labels = vec!["a".into(), "b".into(), "c".into()];
+        for hidden in [0, 16] {
+            let options = TrainOptions {
+                hidden,
+                max_epochs: 60,
+                learning_rate: 1e-2,
+                ..TrainOptions::default()
+            };
+            let mut epochs = 0;
+            let head = train(&x, &y, labels.clone(), "fp".into(), &options, |_| {
+                epochs += 1
+            })
+            .unwrap();
+            assert!(epochs > 0);
+            assert_eq!(head.verdict(&[1.0, 0.0, 0.0, 0.0]).unwrap().class, "a");
+            assert_eq!(head.verdict(&[0.0, 0.0, 1.0, 0.1]).unwrap().class, "c");
+        }
+    }
+}

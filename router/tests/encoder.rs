@@ -1,0 +1,202 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)] // test code
+//! The real MiniLM encoder: embedding correctness and the encoder service under bad input
+//! and load. Needs `models/minilm` (run `scripts/fetch-models`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchyard_router::classifier::service::EncoderHandle;
+use switchyard_router::classifier::{
+    cosine, Classifier, ClassifyError, Encoder, ExampleScorer, ExampleStrategy, Health,
+    ServiceOptions,
+};
+
+fn model_dir() -> PathBuf {
+    let models = std::env::var_os("SWITCHYARD_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"));
+    let dir = models.join("minilm");
+    assert!(
+        dir.join("model.safetensors").is_file() && dir.join("tokenizer.json").is_file(),
+        "the MiniLM encoder is missing from {}: run scripts/fetch-models",
+        dir.display()
+    );
+    dir
+}
+
+/// Computed once with this code (candle 0.11, f32) and checked for plausibility: the
+/// paraphrase pair is far more similar than the unrelated pair, as with sentence-transformers.
+const REF_FIRST_DIMS: [f32; 8] = [
+    0.006903, -0.063023, -0.072044, -0.032496, -0.042709, 0.070429, 0.009074, 0.015408,
+];
+const REF_COS_PARAPHRASE: f32 = 0.779752;
+const REF_COS_UNRELATED: f32 = 0.118374;
+
+#[test]
+fn embeddings_match_the_reference() {
+    let encoder = Encoder::load(&model_dir()).unwrap();
+    let texts = [
+        "How do I reset my password?",
+        "I forgot my password",
+        "Write a poem about the sea",
+    ];
+    let e = encoder.embed(&texts).unwrap();
+    assert_eq!(e.len(), 3);
+    assert_eq!(e[0].len(), 384);
+    let norm: f32 = e[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4, "not unit length: {norm}");
+    let para = cosine(&e[0], &e[1]);
+    let unrelated = cosine(&e[0], &e[2]);
+    println!(
+        "first dims {:?}\ncos para {para} unrelated {unrelated}",
+        &e[0][..8]
+    );
+    assert!(
+        para > unrelated + 0.4,
+        "para {para} vs unrelated {unrelated}"
+    );
+    assert!((para - REF_COS_PARAPHRASE).abs() < 1e-3, "para {para}");
+    assert!(
+        (unrelated - REF_COS_UNRELATED).abs() < 1e-3,
+        "unrelated {unrelated}"
+    );
+    for (got, want) in e[0].iter().zip(REF_FIRST_DIMS) {
+        assert!((got - want).abs() < 1e-3, "{:?}", &e[0][..8]);
+    }
+    // Batching (padding to the longest) must not change an embedding.
+    let alone = encoder.embed(&texts[..1]).unwrap();
+    assert!(cosine(&alone[0], &e[0]) > 0.99999);
+}
+
+#[test]
+fn long_inputs_keep_head_and_tail_within_the_budget() {
+    let encoder = Encoder::load(&model_dir()).unwrap();
+    let huge = format!(
+        "{} tail words here",
+        "lorem ipsum dolor sit amet ".repeat(40_000)
+    );
+    let started = Instant::now();
+    let ids = encoder.token_ids(&huge).unwrap();
+    assert_eq!(ids.len(), encoder.max_tokens());
+    let tail = encoder.token_ids("tail words here").unwrap();
+    assert!(ids.ends_with(&tail[1..]), "the tail is kept");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(encoder.token_ids("").unwrap().len(), 2);
+}
+
+fn scorer_setup() -> Box<
+    dyn FnOnce(&Encoder) -> Result<Arc<dyn switchyard_router::classifier::Scorer>, ClassifyError>
+        + Send,
+> {
+    Box::new(|enc: &Encoder| {
+        let billing = enc.embed(&["I was charged twice", "refund my last payment"])?;
+        let poetry = enc.embed(&["write a poem", "compose a sonnet about love"])?;
+        let s = ExampleScorer::new(
+            vec![("billing".into(), billing), ("poetry".into(), poetry)],
+            ExampleStrategy::Centroid,
+        );
+        Ok(Arc::new(s) as Arc<dyn switchyard_router::classifier::Scorer>)
+    })
+}
+
+async fn ready(handle: &EncoderHandle) {
+    let mut health = handle.watch_health();
+    let waited = tokio::time::timeout(
+        Duration::from_secs(60),
+        health.wait_for(|h| *h != Health::Loading),
+    )
+    .await;
+    assert!(waited.is_ok(), "encoder did not load in 60s");
+    assert_eq!(handle.health(), Health::Ready);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_classifies_bad_input_without_panicking() {
+    // A generous deadline: this checks answers, not speed (a loaded CI box is slow).
+    let options = ServiceOptions {
+        timeout: Duration::from_secs(20),
+        ..ServiceOptions::default()
+    };
+    let handle = EncoderHandle::start(model_dir(), options, scorer_setup());
+    ready(&handle).await;
+    let v = handle
+        .classify("my card was charged two times".into())
+        .await
+        .unwrap();
+    assert_eq!(v.class, "billing");
+    assert!(
+        v.confidence > 0.5 && v.top.len() == 2 && v.millis > 0.0,
+        "{v:?}"
+    );
+    let huge = "tell me everything ".repeat(70_000); // ~200k tokens
+    for text in ["", "   \n\t ", huge.as_str(), "🤖🤖🤖", "\u{0}"] {
+        let v = handle.classify(text.to_owned()).await;
+        assert!(v.is_ok(), "{v:?}");
+    }
+    // Still serving afterwards.
+    assert_eq!(handle.health(), Health::Ready);
+    assert!(handle.classify("write me a sonnet".into()).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_batches_concurrent_calls_and_sheds_overload() {
+    let options = ServiceOptions {
+        queue: 2,
+        timeout: Duration::from_secs(30),
+        ..ServiceOptions::default()
+    };
+    let handle = EncoderHandle::start(model_dir(), options, scorer_setup());
+    ready(&handle).await;
+    let calls = (0..40).map(|i| {
+        let h = handle.clone();
+        tokio::spawn(async move { h.classify(format!("refund payment number {i}")).await })
+    });
+    let started = Instant::now();
+    let results = futures_join(calls).await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let overloaded = results
+        .iter()
+        .filter(|r| matches!(r, Err(ClassifyError::Overloaded)))
+        .count();
+    assert_eq!(
+        ok + overloaded,
+        40,
+        "only successes or overload: {results:?}"
+    );
+    assert!(
+        ok >= 1 && overloaded >= 1,
+        "ok {ok}, overloaded {overloaded}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[tokio::test]
+async fn a_missing_encoder_fails_health_and_calls() {
+    let handle = EncoderHandle::start(
+        PathBuf::from("/nonexistent/minilm"),
+        ServiceOptions::default(),
+        scorer_setup(),
+    );
+    let mut health = handle.watch_health();
+    let h = tokio::time::timeout(
+        Duration::from_secs(10),
+        health.wait_for(|h| matches!(h, Health::Failed(_))),
+    )
+    .await;
+    assert!(h.is_ok());
+    let err = handle.classify("hi".into()).await.unwrap_err();
+    assert!(err.to_string().contains("scripts/fetch-models"), "{err}");
+}
+
+async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles.collect::<Vec<_>>() {
+        out.push(h.await.unwrap());
+    }
+    out
+}
