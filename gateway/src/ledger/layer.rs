@@ -94,19 +94,23 @@ where
             outcome,
             ledger: self.ledger.clone(),
         };
+        // Recorded on drop too: a client that leaves before the response still leaves a row.
+        let mut recorder = Recorder {
+            pending: Some(pending),
+            status: None,
+        };
         let future = self.inner.call(req);
         Box::pin(async move {
             let response = future.await?;
             let (parts, body) = response.into_parts();
-            if let Some(ErrorType(kind)) = parts.extensions.get::<ErrorType>() {
-                pending.outcome.update(|o| {
+            if let (Some(ErrorType(kind)), Some(p)) =
+                (parts.extensions.get::<ErrorType>(), &recorder.pending)
+            {
+                p.outcome.update(|o| {
                     o.error_type.get_or_insert_with(|| kind.clone());
                 });
             }
-            let recorder = Recorder {
-                pending: Some(pending),
-                status: parts.status.as_u16(),
-            };
+            recorder.status = Some(parts.status.as_u16());
             let inner = Body::new(body);
             Ok(Response::from_parts(
                 parts,
@@ -135,7 +139,8 @@ struct Pending {
 
 struct Recorder {
     pending: Option<Pending>,
-    status: u16,
+    /// `None` until the inner service has answered.
+    status: Option<u16>,
 }
 
 impl Recorder {
@@ -148,8 +153,9 @@ impl Recorder {
             return;
         };
         let mut outcome = p.outcome.snapshot();
-        let mut status = self.status;
-        if outcome.stream && !outcome.stream_completed && !finished {
+        let answered = self.status.is_some();
+        let mut status = self.status.unwrap_or(499);
+        if !answered || (outcome.stream && !outcome.stream_completed && !finished) {
             // The client went away mid-stream (nginx's "client closed request").
             status = 499;
             outcome
@@ -206,5 +212,12 @@ impl Drop for LedgerBody {
     fn drop(&mut self) {
         let finished = self.inner.is_end_stream();
         self.recorder.record(finished);
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // Only reached with `pending` still set when no response was ever produced.
+        self.record(false);
     }
 }
