@@ -5,6 +5,7 @@
 //! token each of many sequences) are the same call.
 
 use std::io::{Read, Seek};
+use std::sync::Arc;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
@@ -56,7 +57,7 @@ struct Layer {
 #[derive(Debug)]
 pub struct Llama {
     pub cfg: Config,
-    embed: QTensor,
+    embed: Arc<QTensor>,
     layers: Vec<Layer>,
     norm: Tensor,
     output: QMatMul,
@@ -167,11 +168,11 @@ impl Llama {
         let device = Device::Cpu;
         let cfg = Config::from_gguf(ct)?;
         let mut q = |name: &str| load(ct, r, name, format, &device);
-        let embed = q("token_embd.weight")?;
+        let embed = Arc::new(q("token_embd.weight")?);
         let output = match q("output.weight") {
-            Ok(t) => t,
-            // Tied embeddings: read the embedding again for the output projection.
-            Err(_) => q("token_embd.weight")?,
+            Ok(t) => QMatMul::from_qtensor(t)?,
+            // Tied embeddings: the output projection shares the embedding's memory.
+            Err(_) => QMatMul::from_arc(Arc::clone(&embed))?,
         };
         let norm = q("output_norm.weight")?.dequantize(&device)?;
         let mut layers = Vec::with_capacity(cfg.n_layer);
@@ -204,7 +205,7 @@ impl Llama {
             embed,
             layers,
             norm,
-            output: QMatMul::from_qtensor(output)?,
+            output,
             cos: angles.cos()?,
             sin: angles.sin()?,
             device,
@@ -306,7 +307,6 @@ impl Llama {
         let group = nh / nkv;
         let qg = qh.reshape((nkv, group * t, hd))?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let kc = kc.contiguous()?;
         let att = (qg.matmul(&kc.t()?)? * scale)?;
         let att = if t > 1 {
             let mask: Vec<f32> = (0..t)
@@ -322,7 +322,7 @@ impl Llama {
             att
         };
         let att = candle_nn::ops::softmax_last_dim(&att)?;
-        let y = att.matmul(&vc.contiguous()?)?; // [nkv, group * t, hd]
+        let y = att.matmul(&vc)?; // [nkv, group * t, hd]
         let y = y
             .reshape((nh, t, hd))?
             .transpose(0, 1)?

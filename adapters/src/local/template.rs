@@ -3,10 +3,14 @@
 //! (`.strip()`, ...), `raise_exception`, and the variables `messages`, `add_generation_prompt`,
 //! `bos_token`, `eos_token` and `tools`.
 //!
-//! A conversation without a system message is rendered as it is: if the template injects a
-//! default system prompt (SmolLM2's does), the model sees it, exactly as llama.cpp and
-//! `transformers` would render it. A backend's `system_prompt` setting, when given, is inserted
-//! as the system message of conversations that have none, before rendering.
+//! A conversation without a system message gets no system turn. Some templates insert a
+//! default system prompt then (SmolLM2's: "You are a helpful AI assistant named SmolLM, ..."),
+//! with which small models answer noticeably worse; switchyard leaves it out, as llama.cpp's
+//! built-in ChatML formatting does. It renders the conversation behind a marker system message
+//! and cuts that turn off again (keeping a leading BOS), so the template still does all the
+//! formatting; a template that does not render turn by turn is used as written instead. A
+//! backend's `system_prompt` setting, when given, becomes the system message of conversations
+//! that have none.
 
 use minijinja::{Environment, ErrorKind, Value};
 use serde::Serialize;
@@ -27,7 +31,7 @@ pub struct ChatTemplate {
     eos_token: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct TemplateMessage {
     role: &'static str,
     content: String,
@@ -81,38 +85,54 @@ impl ChatTemplate {
         system_prompt: Option<&str>,
         tools: Option<&serde_json::Value>,
     ) -> Result<String, LocalError> {
-        let mut list: Vec<TemplateMessage> = Vec::with_capacity(messages.len() + 1);
+        let mut list: Vec<TemplateMessage> = messages.iter().map(TemplateMessage::from).collect();
         let has_system = messages
             .iter()
             .any(|m| matches!(m.role, Role::System | Role::Developer));
-        if let (Some(prompt), false) = (system_prompt, has_system) {
-            list.push(TemplateMessage {
-                role: "system",
-                content: prompt.to_owned(),
-                tool_calls: None,
-                tool_call_id: None,
-                name: None,
-            });
+        if has_system {
+            return self.render_list(&list, true, tools);
         }
-        for m in messages {
-            list.push(TemplateMessage {
-                role: role_name(m.role),
-                content: m.content.as_ref().map(|c| c.as_text()).unwrap_or_default(),
-                tool_calls: m
-                    .tool_calls
-                    .as_ref()
-                    .and_then(|t| serde_json::to_value(t).ok()),
-                tool_call_id: m.tool_call_id.clone(),
-                name: m.name.clone(),
-            });
+        if let Some(prompt) = system_prompt {
+            list.insert(0, TemplateMessage::system(prompt));
+            return self.render_list(&list, true, tools);
         }
+        // No system message: keep the template from inserting a default one.
+        const MARK: &str = "\u{1}switchyard-system-turn\u{1}";
+        let marked: Vec<TemplateMessage> = std::iter::once(TemplateMessage::system(MARK))
+            .chain(list.iter().cloned())
+            .collect();
+        let turn = self.render_list(&marked[..1], false, tools);
+        let full = self.render_list(&marked, true, tools);
+        if let (Ok(turn), Ok(full)) = (turn, full) {
+            if let Some(rest) = full
+                .strip_prefix(turn.as_str())
+                .filter(|_| turn.contains(MARK))
+            {
+                let bos = self.bos_token.as_str();
+                let lead = if !bos.is_empty() && turn.starts_with(bos) {
+                    bos
+                } else {
+                    ""
+                };
+                return Ok(format!("{lead}{rest}"));
+            }
+        }
+        self.render_list(&list, true, tools)
+    }
+
+    fn render_list(
+        &self,
+        list: &[TemplateMessage],
+        add_generation_prompt: bool,
+        tools: Option<&serde_json::Value>,
+    ) -> Result<String, LocalError> {
         let template = self
             .env
             .get_template("chat")
             .map_err(|e| LocalError::Model(format!("chat template: {e}")))?;
         let ctx = minijinja::context! {
-            messages => Value::from_serialize(&list),
-            add_generation_prompt => true,
+            messages => Value::from_serialize(list),
+            add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.as_str(),
             eos_token => self.eos_token.as_str(),
             tools => tools.map(Value::from_serialize),
@@ -120,6 +140,33 @@ impl ChatTemplate {
         template
             .render(ctx)
             .map_err(|e| LocalError::Template(format!("chat template failed: {e}")))
+    }
+}
+
+impl TemplateMessage {
+    fn system(content: &str) -> Self {
+        TemplateMessage {
+            role: "system",
+            content: content.to_owned(),
+            tool_calls: None,
+            tool_call_id: None,
+            name: None,
+        }
+    }
+}
+
+impl From<&Message> for TemplateMessage {
+    fn from(m: &Message) -> Self {
+        TemplateMessage {
+            role: role_name(m.role),
+            content: m.content.as_ref().map(|c| c.as_text()).unwrap_or_default(),
+            tool_calls: m
+                .tool_calls
+                .as_ref()
+                .and_then(|t| serde_json::to_value(t).ok()),
+            tool_call_id: m.tool_call_id.clone(),
+            name: m.name.clone(),
+        }
     }
 }
 
@@ -136,10 +183,11 @@ mod tests {
     #[test]
     fn renders_the_template_as_written() {
         let t = ChatTemplate::new(Some(SMOL), None, None).unwrap();
+        // No system message: no system turn, not the template's default one.
         let out = t.render(&[user("Hi")], None, None).unwrap();
         assert_eq!(
             out,
-            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
         );
         let with_system = [Message::text(Role::System, "Be brief."), user("Hi")];
         let out = t.render(&with_system, None, None).unwrap();
@@ -163,6 +211,20 @@ mod tests {
         let err = t.render(&[tool], None, None).unwrap_err();
         assert!(err.to_string().contains("no tools"), "{err}");
         assert!(ChatTemplate::new(Some("{% if %}"), None, None).is_err());
+    }
+
+    #[test]
+    fn a_leading_bos_is_kept_and_odd_templates_are_used_as_written() {
+        let llama3 = "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
+        let t = ChatTemplate::new(Some(llama3), Some("<s>"), None).unwrap();
+        assert_eq!(
+            t.render(&[user("Hi")], None, None).unwrap(),
+            "<s><user>Hi</user><assistant>"
+        );
+        // A template that refuses a lone system message still renders the conversation.
+        let strict = "{% if messages[-1].role == 'system' %}{{ raise_exception('no') }}{% endif %}{% for m in messages %}[{{ m.content }}]{% endfor %}";
+        let t = ChatTemplate::new(Some(strict), None, None).unwrap();
+        assert_eq!(t.render(&[user("Hi")], None, None).unwrap(), "[Hi]");
     }
 
     #[test]
