@@ -6,7 +6,7 @@ use http::{header, HeaderName, HeaderValue};
 use switchyard_policies::Timeouts;
 
 use crate::backend::{BackendError, ChatBackend, ChunkStream};
-use crate::upstream::{ApiKey, HttpUpstream};
+use crate::upstream::HttpUpstream;
 use crate::wire::{ChatCompletion, ChatCompletionChunk, ChatRequest, StreamOptions};
 
 /// An OpenAI-compatible upstream at `base_url` (e.g. `https://api.openai.com/v1`).
@@ -14,7 +14,6 @@ use crate::wire::{ChatCompletion, ChatCompletionChunk, ChatRequest, StreamOption
 pub struct OpenAiBackend {
     url: String,
     model: String,
-    key_env: Option<String>,
     http: HttpUpstream,
 }
 
@@ -26,12 +25,10 @@ impl OpenAiBackend {
         key_env: Option<&str>,
         timeouts: Timeouts,
     ) -> Result<Self, BackendError> {
-        let key = key_env.and_then(ApiKey::from_env);
         Ok(OpenAiBackend {
             url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
             model: model.to_owned(),
-            key_env: key_env.map(str::to_owned),
-            http: HttpUpstream::new(timeouts, key)?,
+            http: HttpUpstream::new(timeouts, key_env)?,
         })
     }
 
@@ -55,10 +52,7 @@ impl ChatBackend for OpenAiBackend {
     }
 
     fn check_available(&self) -> Result<(), BackendError> {
-        match (&self.key_env, self.http.key()) {
-            (Some(var), None) => Err(BackendError::Unavailable(format!("{var} is not set"))),
-            _ => Ok(()),
-        }
+        self.http.check_key()
     }
 
     async fn complete(&self, mut request: ChatRequest) -> Result<ChatCompletion, BackendError> {

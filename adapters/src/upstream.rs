@@ -91,11 +91,14 @@ impl Deadlines {
 pub struct HttpUpstream {
     client: reqwest::Client,
     timeouts: Timeouts,
+    key_env: Option<String>,
     key: Option<ApiKey>,
 }
 
 impl HttpUpstream {
-    pub fn new(timeouts: Timeouts, key: Option<ApiKey>) -> Result<Self, BackendError> {
+    /// `key_env` names the variable holding the API key; `None` for servers without keys.
+    pub fn new(timeouts: Timeouts, key_env: Option<&str>) -> Result<Self, BackendError> {
+        let key = key_env.and_then(ApiKey::from_env);
         let client = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -105,8 +108,17 @@ impl HttpUpstream {
         Ok(HttpUpstream {
             client,
             timeouts,
+            key_env: key_env.map(str::to_owned),
             key,
         })
+    }
+
+    /// `Err(Unavailable)` when the policy names a key variable that is not set.
+    pub fn check_key(&self) -> Result<(), BackendError> {
+        match (&self.key_env, &self.key) {
+            (Some(var), None) => Err(BackendError::Unavailable(format!("{var} is not set"))),
+            _ => Ok(()),
+        }
     }
 
     pub fn key(&self) -> Option<&ApiKey> {

@@ -15,7 +15,7 @@ use http::{HeaderName, HeaderValue};
 use switchyard_policies::Timeouts;
 
 use crate::backend::{BackendError, ChatBackend, ChunkStream};
-use crate::upstream::{ApiKey, HttpUpstream};
+use crate::upstream::HttpUpstream;
 use crate::wire::{ChatCompletion, ChatRequest};
 
 /// The `anthropic-version` this adapter is written against.
@@ -29,7 +29,6 @@ const VERSION_HEADER: HeaderName = HeaderName::from_static("anthropic-version");
 pub struct AnthropicBackend {
     url: String,
     model: String,
-    key_env: Option<String>,
     default_max_tokens: u32,
     version: HeaderValue,
     http: HttpUpstream,
@@ -52,14 +51,12 @@ impl AnthropicBackend {
                 "anthropic-version {version:?} is not a valid header value"
             ))
         })?;
-        let key = key_env.and_then(ApiKey::from_env);
         Ok(AnthropicBackend {
             url: format!("{}/v1/messages", base_url.trim_end_matches('/')),
             model: model.to_owned(),
-            key_env: key_env.map(str::to_owned),
             default_max_tokens,
             version,
-            http: HttpUpstream::new(timeouts, key)?,
+            http: HttpUpstream::new(timeouts, key_env)?,
         })
     }
 
@@ -83,10 +80,7 @@ impl ChatBackend for AnthropicBackend {
     }
 
     fn check_available(&self) -> Result<(), BackendError> {
-        match (&self.key_env, self.http.key()) {
-            (Some(var), None) => Err(BackendError::Unavailable(format!("{var} is not set"))),
-            _ => Ok(()),
-        }
+        self.http.check_key()
     }
 
     async fn complete(&self, request: ChatRequest) -> Result<ChatCompletion, BackendError> {
