@@ -198,7 +198,7 @@ async fn healthz() -> Json<serde_json::Value> {
 /// Ready when the policy is loaded and at least one backend can serve.
 async fn readyz(State(ctx): State<Ctx>) -> Response {
     let health = ctx.state.backend_health();
-    let ready = health.values().any(Option::is_none);
+    let mut ready = health.values().any(Option::is_none);
     let backends: serde_json::Map<String, serde_json::Value> = health
         .into_iter()
         .map(|(name, why)| {
@@ -209,12 +209,26 @@ async fn readyz(State(ctx): State<Ctx>) -> Response {
             (name, v)
         })
         .collect();
+    let mut body = json!({"backends": backends});
+    // A loading classifier is worth waiting for (seconds); a failed one is reported but does
+    // not take the gateway out of service: its requests use `on_classifier_error`.
+    if let Some(classifier) = &ctx.state.classifier {
+        use switchyard_router::classifier::Health;
+        body["classifier"] = match classifier.health() {
+            Health::Loading => {
+                ready = false;
+                json!({"state": "loading"})
+            }
+            Health::Ready => json!({"state": "ready"}),
+            Health::Failed(why) => json!({"state": "failed", "reason": why}),
+        };
+    }
+    body["status"] = json!(if ready { "ready" } else { "not_ready" });
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({"status": if ready {"ready"} else {"not_ready"}, "backends": backends});
     (status, Json(body)).into_response()
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use switchyard_router::classifier::reference::CandleBert;
 use switchyard_router::classifier::service::EncoderHandle;
 use switchyard_router::classifier::{
     cosine, Classifier, ClassifyError, Encoder, ExampleScorer, ExampleStrategy, Health,
@@ -64,9 +65,45 @@ fn embeddings_match_the_reference() {
     for (got, want) in e[0].iter().zip(REF_FIRST_DIMS) {
         assert!((got - want).abs() < 1e-3, "{:?}", &e[0][..8]);
     }
-    // Batching (padding to the longest) must not change an embedding.
+    // Batching (packing inputs together) must not change an embedding.
     let alone = encoder.embed(&texts[..1]).unwrap();
     assert!(cosine(&alone[0], &e[0]) > 0.99999);
+}
+
+/// The fused, packed forward pass agrees with candle's own `BertModel` (padded, masked) on a
+/// batch of very different lengths, element by element.
+#[test]
+fn fused_encoder_matches_candle_bert_model() {
+    let dir = model_dir();
+    let encoder = Encoder::load(&dir).unwrap();
+    let reference = CandleBert::load(&dir).unwrap();
+    let long = "The invoice for March lists 12 items, 3 of them twice; café ünïcode. ".repeat(30);
+    let texts = [
+        "hi",
+        "How do I reset my password?",
+        "   spaces   and\ttabs\n",
+        long.as_str(),
+        "1234567890 9876543210",
+    ];
+    let ids: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| encoder.token_ids(t).unwrap())
+        .collect();
+    assert_eq!(
+        ids[3].len(),
+        encoder.max_tokens(),
+        "the long text fills the budget"
+    );
+    let fused = encoder.embed_ids(&ids).unwrap();
+    let candle = reference.embed_ids(&ids).unwrap();
+    for (i, (f, c)) in fused.iter().zip(&candle).enumerate() {
+        let worst = f
+            .iter()
+            .zip(c)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "input {i}: largest difference {worst}");
+    }
 }
 
 #[test]

@@ -17,7 +17,7 @@ pub use client::{
     assert_openai_error, chat, chat_with, header, http_client, sse_frames, SseFrames,
 };
 pub use fake_upstream::{FakeUpstream, RecordedRequest};
-pub use gateway::{switchyard_bin, Gateway};
+pub use gateway::{run_switchyard, switchyard_bin, temp_dir, Gateway};
 
 /// `tests/fixtures`, where the fake upstream finds its replies.
 pub fn fixtures_dir() -> PathBuf {

@@ -2,18 +2,19 @@
 //!
 //! Recipe (sentence-transformers'): WordPiece tokens → BERT → mean of the last hidden states
 //! over the attention mask → L2 normalisation. The shipped `tokenizer.json` pads every input to
-//! 128 tokens; that is turned off here and a batch is padded only to its longest member, which is
-//! about 3.5x faster for short prompts. Inputs longer than [`Encoder::max_tokens`] keep their
+//! 128 tokens; that is turned off here, and a batch is not padded at all: its inputs are packed
+//! into one matrix by the fused forward pass ([`super::fused`]). Inputs longer than [`Encoder::max_tokens`] keep their
 //! head and their tail (the question usually closes a long prompt).
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use sha2::{Digest, Sha256};
 use tokenizers::Tokenizer;
 
+use super::fused::FusedBert;
 use super::ClassifyError;
 
 /// Token budget per input, `[CLS]` and `[SEP]` included.
@@ -25,9 +26,8 @@ const CHARS_PER_TOKEN_BOUND: usize = 8;
 
 /// A loaded encoder. Not `Sync`-shared on purpose: one thread owns it (see `service`).
 pub struct Encoder {
-    model: BertModel,
+    model: FusedBert,
     tokenizer: Tokenizer,
-    device: Device,
     max_tokens: usize,
     cls: u32,
     sep: u32,
@@ -111,13 +111,12 @@ impl Encoder {
         let config: Config =
             serde_json::from_slice(&std::fs::read(&files.config).map_err(model_error)?)
                 .map_err(model_error)?;
-        let device = Device::Cpu;
         let weights = std::fs::read(&files.weights).map_err(model_error)?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
             .map_err(model_error)?;
-        let model = BertModel::load(vb, &config).map_err(model_error)?;
+        let model = FusedBert::load(vb, &config).map_err(model_error)?;
         let mut tokenizer = Tokenizer::from_file(&files.tokenizer).map_err(model_error)?;
-        // We pad and truncate ourselves (batch-longest; head + tail).
+        // We truncate ourselves (head + tail) and never pad (inputs are packed).
         tokenizer.with_padding(None);
         tokenizer.with_truncation(None).map_err(model_error)?;
         let id = |t: &str| {
@@ -127,10 +126,9 @@ impl Encoder {
         };
         let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
         Ok(Self {
+            max_tokens: DEFAULT_MAX_TOKENS.min(model.max_positions()),
             model,
             tokenizer,
-            device,
-            max_tokens: DEFAULT_MAX_TOKENS,
             cls,
             sep,
             fingerprint,
@@ -180,32 +178,9 @@ impl Encoder {
         self.embed_ids(&ids)
     }
 
-    /// Embeds pre-tokenised inputs (see [`Encoder::token_ids`]), padded to the longest.
+    /// Embeds pre-tokenised inputs (see [`Encoder::token_ids`]) in one packed forward pass.
     pub fn embed_ids(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, ClassifyError> {
-        let longest = ids.iter().map(Vec::len).max().unwrap_or(0);
-        if longest == 0 {
-            return Ok(vec![Vec::new(); ids.len()]);
-        }
-        let n = ids.len();
-        let mut flat_ids = vec![0u32; n * longest];
-        let mut flat_mask = vec![0u32; n * longest];
-        for (row, seq) in ids.iter().enumerate() {
-            flat_ids[row * longest..row * longest + seq.len()].copy_from_slice(seq);
-            flat_mask[row * longest..row * longest + seq.len()].fill(1);
-        }
-        let run = || -> candle_core::Result<Vec<Vec<f32>>> {
-            let input = Tensor::from_vec(flat_ids, (n, longest), &self.device)?;
-            let mask = Tensor::from_vec(flat_mask, (n, longest), &self.device)?;
-            let types = input.zeros_like()?;
-            let hidden = self.model.forward(&input, &types, Some(&mask))?;
-            let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-            let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-            let counts = mask.sum(1)?;
-            let mean = summed.broadcast_div(&counts)?;
-            let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.affine(1.0, 1e-12)?;
-            mean.broadcast_div(&norm)?.to_vec2::<f32>()
-        };
-        run().map_err(model_error)
+        self.model.embed(ids).map_err(model_error)
     }
 }
 

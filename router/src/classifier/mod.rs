@@ -1,7 +1,8 @@
 //! The on-box classifier: a sentence encoder (all-MiniLM-L6-v2 on candle) plus a light scorer
 //! (similarity to a policy's class examples, or a trained head).
 //!
-//! - [`encoder`]: the model itself (tokenise, BERT, mean-pool, L2-normalise).
+//! - [`encoder`]: the model itself (tokenise, BERT, mean-pool, L2-normalise), run by
+//!   [`fused`]'s packed forward pass; [`reference`] is candle's `BertModel`, the oracle.
 //! - [`service`]: one OS thread owns the model; requests arrive over a bounded channel and are
 //!   batched dynamically. [`EncoderHandle`] implements [`Classifier`].
 //! - [`examples`]: classes declared by example utterances (no training).
@@ -10,8 +11,11 @@
 pub mod cache;
 pub mod encoder;
 pub mod examples;
+pub mod fused;
 pub mod head;
+mod kernels;
 pub mod metrics;
+pub mod reference;
 pub mod service;
 pub mod setup;
 pub mod train;

@@ -2,8 +2,8 @@
 //! channel with a oneshot reply, and it batches whatever is waiting (dynamic batching).
 //!
 //! The worker blocks for a first job, then keeps collecting until `max_batch` texts are queued
-//! or `max_wait` has passed since that first job, embeds them in one forward pass (padded to the
-//! longest), and answers each caller. A full queue is [`ClassifyError::Overloaded`] at once,
+//! or `max_wait` has passed since that first job, embeds them in one forward pass (packed, no
+//! padding), and answers each caller. A full queue is [`ClassifyError::Overloaded`] at once,
 //! never a stall; a caller that gave up (timeout) is skipped before its text is embedded.
 //!
 //! Thread budget: candle's matmuls (gemm) run on the *current* rayon pool, so the worker runs
@@ -34,7 +34,9 @@ pub enum Health {
 pub struct ServiceOptions {
     /// Most texts embedded in one forward pass.
     pub max_batch: usize,
-    /// How long the worker waits for more jobs after the first one.
+    /// How long the worker waits for more jobs after the first one. Zero (the default) takes
+    /// only what is already queued: under load, jobs queue up during the previous forward pass
+    /// and batch by themselves, and a lone request never waits.
     pub max_wait: Duration,
     /// Jobs that may wait in the queue; beyond this callers get `Overloaded`.
     pub queue: usize,
@@ -54,7 +56,7 @@ impl Default for ServiceOptions {
             .unwrap_or(cores.min(2));
         Self {
             max_batch: 32,
-            max_wait: Duration::from_millis(2),
+            max_wait: Duration::ZERO,
             queue: 256,
             timeout: Duration::from_millis(500),
             threads,
