@@ -67,6 +67,9 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// How long in-flight requests may run after a shutdown signal. Default 30s.
     pub shutdown_grace: Duration,
+    /// Name of the environment variable holding the admin key. When set, `/dashboard` and
+    /// `/api/usage` require `Authorization: Bearer <key>`. Default: none (open).
+    pub admin_key_env: Option<String>,
 }
 
 impl ServerConfig {
@@ -83,6 +86,7 @@ impl Default for ServerConfig {
             body_limit: Self::DEFAULT_BODY_LIMIT,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
+            admin_key_env: None,
         }
     }
 }

@@ -39,6 +39,7 @@ pub struct RawServer {
     pub body_limit: Option<RawSize>,
     pub request_timeout: Option<String>,
     pub shutdown_grace: Option<String>,
+    pub admin_key_env: Option<String>,
 }
 
 /// `kind` selects the variant; each variant has its own closed set of keys,

@@ -109,6 +109,14 @@ fn server(raw: RawServer, errors: &mut Errors) -> ServerConfig {
         .body_limit
         .and_then(|s| errors.check("server.body_limit", values::size(&s)))
         .unwrap_or(defaults.body_limit);
+    let admin_key_env = raw.admin_key_env.inspect(|env| {
+        let checked = if env.is_empty() {
+            Err("must not be empty (omit admin_key_env to leave the dashboard open)".to_owned())
+        } else {
+            values::env_name(env)
+        };
+        errors.check("server.admin_key_env", checked);
+    });
     ServerConfig {
         listen,
         body_limit,
@@ -126,6 +134,7 @@ fn server(raw: RawServer, errors: &mut Errors) -> ServerConfig {
             defaults.shutdown_grace,
             true,
         ),
+        admin_key_env,
     }
 }
 

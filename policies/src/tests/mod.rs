@@ -2,6 +2,7 @@ mod classifier;
 mod examples;
 mod phase1;
 mod phase2;
+mod server;
 mod values;
 
 use crate::{PolicyError, PolicyErrors};
