@@ -11,8 +11,9 @@
 //! 4. the output projection and the feed-forward products accumulate onto the residual, and
 //!    GELU, softmax and layer norm are vectorised kernels ([`super::kernels`]).
 //!
-//! Matrix products use the `gemm` crate (the one candle's CPU backend uses) on the *current*
-//! rayon pool, so the encoder service's own pool caps the threads.
+//! The linear layers use weights packed at load and an AVX2 micro-kernel ([`super::matmul`]);
+//! attention's small products use the `gemm` crate (candle's). Both run on the *current* rayon
+//! pool, so the encoder service's own pool caps the threads.
 #![allow(unsafe_code)]
 
 use candle_core::{DType, Tensor};
@@ -22,6 +23,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::kernels;
+use super::matmul::PackedMatrix;
 
 type Result<T> = candle_core::Result<T>;
 
@@ -32,14 +34,11 @@ struct Norm {
     eps: f32,
 }
 
-/// A linear layer `y = x·Wᵀ + b`, with `weight` stored transposed (`[in, out]`, row-major)
-/// so that gemm reads it with unit stride along the output: packing it is then a plain copy.
+/// A linear layer `y = x·Wᵀ + b`, with `Wᵀ` packed for [`PackedMatrix::matmul_acc`].
 #[derive(Debug)]
 struct Linear {
-    weight: Vec<f32>,
+    weight: PackedMatrix,
     bias: Vec<f32>,
-    inputs: usize,
-    outputs: usize,
 }
 
 #[derive(Debug)]
@@ -85,12 +84,10 @@ fn linear(vbs: &[VarBuilder], inputs: usize, outputs: usize) -> Result<Linear> {
         bias.extend(flat(&vb.get(outputs, "bias")?)?);
     }
     // [out·parts, in] → [in, out·parts]
-    let weight = flat(&Tensor::cat(&parts, 0)?.t()?.contiguous()?)?;
+    let transposed = flat(&Tensor::cat(&parts, 0)?.t()?.contiguous()?)?;
     Ok(Linear {
-        weight,
+        weight: PackedMatrix::pack(&transposed, inputs, outputs * vbs.len()),
         bias,
-        inputs,
-        outputs: outputs * vbs.len(),
     })
 }
 
@@ -286,7 +283,7 @@ impl FusedBert {
 
 /// `x·Wᵀ + b (+ residual)` for `rows` rows of `x`, on the current rayon pool.
 fn apply(linear: &Linear, x: &[f32], rows: usize, residual: Option<&[f32]>) -> Vec<f32> {
-    let (k, n) = (linear.inputs, linear.outputs);
+    let n = linear.weight.outputs();
     let mut out = Vec::with_capacity(rows * n);
     for r in 0..rows {
         match residual {
@@ -299,32 +296,7 @@ fn apply(linear: &Linear, x: &[f32], rows: usize, residual: Option<&[f32]>) -> V
             None => out.extend_from_slice(&linear.bias),
         }
     }
-    debug_assert_eq!(x.len(), rows * k);
-    // out = 1·out + 1·x·Wᵀ, where Wᵀ[k][n] = weight[k·N + n].
-    // SAFETY: `out` is rows × n, `x` is rows × k, `weight` is k × n, all row-major and alive.
-    unsafe {
-        gemm::gemm(
-            rows,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            true,
-            x.as_ptr(),
-            1,
-            k as isize,
-            linear.weight.as_ptr(),
-            1,
-            n as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::Rayon(0),
-        );
-    }
+    linear.weight.matmul_acc(x, &mut out, rows);
     out
 }
 

@@ -14,6 +14,7 @@ pub mod examples;
 pub mod fused;
 pub mod head;
 mod kernels;
+pub mod matmul;
 pub mod metrics;
 pub mod reference;
 pub mod service;

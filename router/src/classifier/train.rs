@@ -1,6 +1,7 @@
 //! Training a [`Head`] on frozen embeddings with candle-nn: softmax regression or a one-hidden-
-//! layer MLP, class-balanced loss (each class weighs the same whatever its size), AdamW, early
-//! stopping on a held-out slice (the best epoch's weights are kept).
+//! layer MLP, class-balanced loss (each class weighs the same whatever its size) with label
+//! smoothing, AdamW, early stopping on a held-out slice, then a refit on all rows for the best
+//! epoch count.
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{linear, Linear, Module, Optimizer, VarBuilder, VarMap};
@@ -23,6 +24,8 @@ pub struct TrainOptions {
     pub holdout: f32,
     /// Dropout on the hidden layer while training.
     pub dropout: f32,
+    /// Label smoothing ε of the cross-entropy.
+    pub label_smoothing: f32,
     pub seed: u64,
 }
 
@@ -37,6 +40,7 @@ impl Default for TrainOptions {
             batch_size: 64,
             holdout: 0.1,
             dropout: 0.2,
+            label_smoothing: 0.1,
             seed: 7,
         }
     }
@@ -103,7 +107,19 @@ fn model_err(e: impl std::fmt::Display) -> ClassifyError {
     ClassifyError::Model(e.to_string())
 }
 
+/// Inputs are unit vectors (components around `1/sqrt(dim)`); the network sees them scaled by
+/// `sqrt(dim)` so every component is of order one, and the scale is folded into the first
+/// layer's weights when the head is saved, so the head takes raw embeddings.
+fn input_scale(dim: usize) -> f32 {
+    (dim as f32).sqrt()
+}
+
 /// Trains a head on embeddings `x` with label indices `y` (into `labels`).
+///
+/// Phase 1 trains on all but a held-out slice and finds the epoch with the best held-out
+/// accuracy (early stopping); phase 2 trains a fresh network on *all* rows for that many
+/// epochs, which is the head returned. The loss is class-balanced cross-entropy with label
+/// smoothing.
 pub fn train(
     x: &[Vec<f32>],
     y: &[usize],
@@ -116,105 +132,161 @@ pub fn train(
         .first()
         .map(Vec::len)
         .ok_or_else(|| model_err("no training data"))?;
-    let classes = labels.len();
+    let scale = input_scale(dim);
+    let x: Vec<Vec<f32>> = x
+        .iter()
+        .map(|v| v.iter().map(|a| a * scale).collect())
+        .collect();
     let mut rng = Rng::new(options.seed);
     let mut order: Vec<usize> = (0..x.len()).collect();
     rng.shuffle(&mut order);
     let held = ((x.len() as f32 * options.holdout) as usize).min(x.len() / 2);
     let (val, fit) = order.split_at(held);
-    let mut fit = fit.to_vec();
-
-    // Class-balanced weights: n / (classes * count).
-    let mut counts = vec![0usize; classes];
-    fit.iter().for_each(|&i| counts[y[i]] += 1);
-    let weights: Vec<f32> = counts
-        .iter()
-        .map(|&c| fit.len() as f32 / (classes as f32 * c.max(1) as f32))
-        .collect();
-    let weights = Tensor::new(weights.as_slice(), &Device::Cpu).map_err(model_err)?;
-
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let sizes: Vec<usize> = if options.hidden == 0 {
-        vec![dim, classes]
-    } else {
-        vec![dim, options.hidden, classes]
+    let data = Data {
+        x: &x,
+        y,
+        dim,
+        classes: labels.len(),
     };
-    let layers = sizes
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| linear(w[0], w[1], vb.pp(format!("layer{i}"))))
-        .collect::<candle_core::Result<Vec<_>>>()
-        .map_err(model_err)?;
-    let net = Net {
-        layers,
-        dropout: options.dropout,
-    };
-    let params = candle_nn::ParamsAdamW {
-        lr: options.learning_rate,
-        weight_decay: options.weight_decay,
-        ..Default::default()
-    };
-    let mut opt = candle_nn::AdamW::new(varmap.all_vars(), params).map_err(model_err)?;
-    let val_x = rows(x, val, dim).map_err(model_err)?;
-    let val_y: Vec<usize> = val.iter().map(|&i| y[i]).collect();
-
-    let mut best: Option<(f32, usize, Vec<Dense>)> = None;
-    for epoch in 1..=options.max_epochs {
-        rng.shuffle(&mut fit);
-        let mut total = 0.0f32;
-        let mut batches = 0usize;
-        for chunk in fit.chunks(options.batch_size.max(1)) {
-            let mut step = || -> candle_core::Result<f32> {
-                let xb = rows(x, chunk, dim)?;
-                let yb: Vec<u32> = chunk.iter().map(|&i| y[i] as u32).collect();
-                let yb = Tensor::new(yb.as_slice(), &Device::Cpu)?;
-                let logp = candle_nn::ops::log_softmax(&net.forward(&xb, true)?, D::Minus1)?;
-                let picked = logp.gather(&yb.unsqueeze(1)?, 1)?.squeeze(1)?;
-                let w = weights.index_select(&yb, 0)?;
-                let loss =
-                    ((picked * &w)?.sum_all()? / w.sum_all()?.to_scalar::<f32>()? as f64)?.neg()?;
-                opt.backward_step(&loss)?;
-                loss.to_scalar::<f32>()
-            };
-            total += step().map_err(model_err)?;
-            batches += 1;
-        }
-        let acc = if val.is_empty() {
-            0.0
-        } else {
-            let logits = net.forward(&val_x, false).map_err(model_err)?;
-            let pred = logits
-                .argmax(D::Minus1)
-                .and_then(|p| p.to_vec1::<u32>())
-                .map_err(model_err)?;
-            let right = pred
-                .iter()
-                .zip(&val_y)
-                .filter(|(p, t)| **p as usize == **t)
-                .count();
-            right as f32 / val.len() as f32
-        };
-        if best.as_ref().is_none_or(|(a, _, _)| acc > *a) {
-            best = Some((acc, epoch, snapshot(&varmap, sizes.len() - 1)?));
-        }
-        let best_epoch = best.as_ref().map_or(epoch, |b| b.1);
-        progress(EpochReport {
-            epoch,
-            loss: total / batches.max(1) as f32,
-            holdout_accuracy: acc,
-            best_epoch,
-        });
-        if epoch - best_epoch >= options.patience {
-            break;
-        }
+    let (best_epoch, mut layers) = data.fit(
+        fit,
+        Some(val),
+        options.max_epochs,
+        options,
+        &mut rng,
+        &mut progress,
+    )?;
+    if !val.is_empty() {
+        let (_, refit) = data.fit(&order, None, best_epoch, options, &mut rng, &mut |_| {})?;
+        layers = refit;
     }
-    let (_, _, layers) = best.ok_or_else(|| model_err("no epoch ran"))?;
+    if let Some(first) = layers.first_mut() {
+        first.weight.iter_mut().for_each(|w| *w *= scale);
+    }
     Ok(Head {
         labels,
         layers,
         encoder,
     })
+}
+
+struct Data<'a> {
+    x: &'a [Vec<f32>],
+    y: &'a [usize],
+    dim: usize,
+    classes: usize,
+}
+
+impl Data<'_> {
+    /// Trains a fresh network on the rows `fit` for up to `epochs`; with `val`, stops early and
+    /// returns the best held-out epoch's weights, else the last epoch's.
+    fn fit(
+        &self,
+        fit: &[usize],
+        val: Option<&[usize]>,
+        epochs: usize,
+        options: &TrainOptions,
+        rng: &mut Rng,
+        progress: &mut dyn FnMut(EpochReport),
+    ) -> Result<(usize, Vec<Dense>), ClassifyError> {
+        let (x, y, dim, classes) = (self.x, self.y, self.dim, self.classes);
+        let mut fit = fit.to_vec();
+        // Class-balanced weights: n / (classes * count).
+        let mut counts = vec![0usize; classes];
+        fit.iter().for_each(|&i| counts[y[i]] += 1);
+        let weights: Vec<f32> = counts
+            .iter()
+            .map(|&c| fit.len() as f32 / (classes as f32 * c.max(1) as f32))
+            .collect();
+        let weights = Tensor::new(weights.as_slice(), &Device::Cpu).map_err(model_err)?;
+
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let sizes: Vec<usize> = if options.hidden == 0 {
+            vec![dim, classes]
+        } else {
+            vec![dim, options.hidden, classes]
+        };
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| linear(w[0], w[1], vb.pp(format!("layer{i}"))))
+            .collect::<candle_core::Result<Vec<_>>>()
+            .map_err(model_err)?;
+        let net = Net {
+            layers,
+            dropout: options.dropout,
+        };
+        let params = candle_nn::ParamsAdamW {
+            lr: options.learning_rate,
+            weight_decay: options.weight_decay,
+            ..Default::default()
+        };
+        let mut opt = candle_nn::AdamW::new(varmap.all_vars(), params).map_err(model_err)?;
+        let val = val.filter(|v| !v.is_empty());
+        let val_x = val
+            .map(|v| rows(x, v, dim))
+            .transpose()
+            .map_err(model_err)?;
+        let smoothing = f64::from(options.label_smoothing);
+
+        let mut best: Option<(f32, usize, Vec<Dense>)> = None;
+        for epoch in 1..=epochs {
+            rng.shuffle(&mut fit);
+            let mut total = 0.0f32;
+            let mut batches = 0usize;
+            for chunk in fit.chunks(options.batch_size.max(1)) {
+                let mut step = || -> candle_core::Result<f32> {
+                    let xb = rows(x, chunk, dim)?;
+                    let yb: Vec<u32> = chunk.iter().map(|&i| y[i] as u32).collect();
+                    let yb = Tensor::new(yb.as_slice(), &Device::Cpu)?;
+                    let logp = candle_nn::ops::log_softmax(&net.forward(&xb, true)?, D::Minus1)?;
+                    let picked = logp.gather(&yb.unsqueeze(1)?, 1)?.squeeze(1)?;
+                    // Label smoothing: (1-ε)·log p(y) + ε·mean_c log p(c).
+                    let target = ((picked * (1.0 - smoothing))? + (logp.mean(1)? * smoothing)?)?;
+                    let w = weights.index_select(&yb, 0)?;
+                    let loss = ((target * &w)?.sum_all()?
+                        / w.sum_all()?.to_scalar::<f32>()? as f64)?
+                        .neg()?;
+                    opt.backward_step(&loss)?;
+                    loss.to_scalar::<f32>()
+                };
+                total += step().map_err(model_err)?;
+                batches += 1;
+            }
+            let acc = match (val, &val_x) {
+                (Some(val), Some(val_x)) => {
+                    let logits = net.forward(val_x, false).map_err(model_err)?;
+                    let pred = logits
+                        .argmax(D::Minus1)
+                        .and_then(|p| p.to_vec1::<u32>())
+                        .map_err(model_err)?;
+                    let right = pred
+                        .iter()
+                        .zip(val)
+                        .filter(|(p, &i)| **p as usize == y[i])
+                        .count();
+                    right as f32 / val.len() as f32
+                }
+                _ => 0.0,
+            };
+            if val.is_none() || best.as_ref().is_none_or(|(a, _, _)| acc > *a) {
+                best = Some((acc, epoch, snapshot(&varmap, sizes.len() - 1)?));
+            }
+            let best_epoch = best.as_ref().map_or(epoch, |b| b.1);
+            progress(EpochReport {
+                epoch,
+                loss: total / batches.max(1) as f32,
+                holdout_accuracy: acc,
+                best_epoch,
+            });
+            if val.is_some() && epoch - best_epoch >= options.patience {
+                break;
+            }
+        }
+        let (_, epoch, layers) = best.ok_or_else(|| model_err("no epoch ran"))?;
+        Ok((epoch, layers))
+    }
 }
 
 fn snapshot(varmap: &VarMap, n: usize) -> Result<Vec<Dense>, ClassifyError> {
