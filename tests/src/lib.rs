@@ -10,6 +10,7 @@ pub mod client;
 pub mod fake_upstream;
 pub mod gateway;
 pub mod policy;
+pub mod usage;
 
 use std::path::PathBuf;
 

@@ -2,7 +2,10 @@
 //!
 //! Two strategies, measured on banking77 (see `switchyard router eval --examples-per-class`):
 //! the centroid of a class's example embeddings, or the mean similarity of the `k` nearest
-//! examples of each class. Similarities become probabilities by a softmax with a temperature.
+//! examples of each class. Similarities become probabilities by a softmax with a temperature,
+//! over the classes *and* a "none of them" option whose similarity is a fixed floor: a request
+//! unlike every class's examples (cosine below the floor) gets a low confidence, however the
+//! classes compare among themselves, so a `max_confidence` rule escalates it.
 
 use super::{cosine, Scorer};
 
@@ -19,6 +22,10 @@ pub enum ExampleStrategy {
 /// e^2 ≈ 7 in probability.
 pub const DEFAULT_TEMPERATURE: f32 = 0.05;
 
+/// Default similarity of the "none of them" option. MiniLM puts paraphrases around 0.6-0.8 and
+/// unrelated sentences around 0.0-0.2.
+pub const DEFAULT_FLOOR: f32 = 0.35;
+
 /// Scores an embedding against the embedded examples of each class.
 #[derive(Debug, Clone)]
 pub struct ExampleScorer {
@@ -29,6 +36,7 @@ pub struct ExampleScorer {
     centroids: Vec<Vec<f32>>,
     strategy: ExampleStrategy,
     temperature: f32,
+    floor: f32,
 }
 
 impl ExampleScorer {
@@ -44,7 +52,14 @@ impl ExampleScorer {
             centroids,
             strategy,
             temperature: DEFAULT_TEMPERATURE,
+            floor: DEFAULT_FLOOR,
         }
+    }
+
+    /// Sets the similarity of the "none of them" option (`-1.0` turns it off).
+    pub fn with_floor(mut self, floor: f32) -> Self {
+        self.floor = floor;
+        self
     }
 
     pub fn with_temperature(mut self, temperature: f32) -> Self {
@@ -90,8 +105,13 @@ impl Scorer for ExampleScorer {
         &self.labels
     }
 
+    /// Per class; they sum to less than 1 by the "none of them" share.
     fn probabilities(&self, embedding: &[f32]) -> Vec<f32> {
-        super::softmax(&self.scores(embedding), self.temperature)
+        let mut scores = self.scores(embedding);
+        scores.push(self.floor);
+        let mut p = super::softmax(&scores, self.temperature);
+        p.pop();
+        p
     }
 }
 
@@ -118,8 +138,26 @@ mod tests {
             assert_eq!(v.class, "a");
             assert!(v.confidence > 0.9, "{v:?}");
             let p: f32 = s.probabilities(&unit(&[0.2, 0.9])).iter().sum();
-            assert!((p - 1.0).abs() < 1e-5);
+            assert!(p <= 1.0 && p > 0.99, "{p}");
             assert_eq!(s.verdict(&unit(&[0.1, 1.0])).unwrap().class, "b");
         }
+    }
+
+    #[test]
+    fn a_request_unlike_every_class_gets_a_low_confidence() {
+        let classes = vec![
+            ("a".to_owned(), vec![unit(&[1.0, 0.0, 0.0])]),
+            ("b".to_owned(), vec![unit(&[0.0, 1.0, 0.0])]),
+        ];
+        let s = ExampleScorer::new(classes, ExampleStrategy::Centroid);
+        // Closer to "a" than to "b", but far from both (cosine 0.2 vs 0.0).
+        let far = s.verdict(&unit(&[0.2, 0.0, 0.98])).unwrap();
+        assert_eq!(far.class, "a");
+        assert!(far.confidence < 0.1, "{far:?}");
+        let near = s.verdict(&unit(&[0.9, 0.0, 0.44])).unwrap();
+        assert!(near.confidence > 0.99, "{near:?}");
+        // Without the floor, the same far request looks confident.
+        let s = s.with_floor(-1.0);
+        assert!(s.verdict(&unit(&[0.2, 0.0, 0.98])).unwrap().confidence > 0.9);
     }
 }

@@ -78,7 +78,8 @@ pub struct Verdict {
 pub trait Scorer: Send + Sync + Debug {
     /// The class names, in the scorer's order.
     fn labels(&self) -> &[String];
-    /// One probability per label (same order), summing to 1.
+    /// One probability per label (same order), summing to at most 1 (a scorer may keep a
+    /// share for "none of these").
     fn probabilities(&self, embedding: &[f32]) -> Vec<f32>;
 
     /// The verdict for one embedding (without timing).
