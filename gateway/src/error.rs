@@ -36,6 +36,12 @@ pub enum ApiError {
     /// The gateway gave up waiting before any response was ready.
     #[error("the request took longer than the gateway's limit of {0}s")]
     GatewayTimeout(u64),
+    /// An admin endpoint was called without the right admin key.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The usage figures cannot be read (ledger disabled, or the database failed).
+    #[error("{0}")]
+    LedgerUnavailable(String),
     /// Every route tried failed; this is the last failure.
     #[error("{0}")]
     Backend(BackendError),
@@ -83,6 +89,16 @@ impl ApiError {
                 S::INTERNAL_SERVER_ERROR,
                 "api_error",
                 Some("internal_error".into()),
+            ),
+            ApiError::Unauthorized(_) => (
+                S::UNAUTHORIZED,
+                "invalid_request_error",
+                Some("invalid_api_key".into()),
+            ),
+            ApiError::LedgerUnavailable(_) => (
+                S::SERVICE_UNAVAILABLE,
+                "api_error",
+                Some("ledger_unavailable".into()),
             ),
             ApiError::GatewayTimeout(_) => {
                 (S::GATEWAY_TIMEOUT, "api_error", Some("timeout".into()))
@@ -204,6 +220,12 @@ impl IntoResponse for ApiError {
             if let Ok(value) = HeaderValue::from_str(after) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
+        }
+        if matches!(self, ApiError::Unauthorized(_)) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"switchyard admin\""),
+            );
         }
         response
     }

@@ -9,10 +9,12 @@ pub mod error;
 pub mod extract;
 pub mod ledger;
 pub mod metrics;
+pub mod report;
 pub mod router_cli;
 pub mod serve;
 pub mod stack;
 pub mod state;
+pub mod usage;
 
 /// Logs to stderr; `RUST_LOG` overrides the default level (`info`).
 pub fn init_logging() {

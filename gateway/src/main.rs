@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use switchyard_gateway::report::{Format, ReportOptions};
 use switchyard_gateway::router_cli::RouterCommand;
-use switchyard_gateway::{check, init_logging, router_cli, serve};
+use switchyard_gateway::usage::{Dimension, Since};
+use switchyard_gateway::{check, init_logging, report, router_cli, serve};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +38,22 @@ enum Command {
         #[arg(long, short, env = "SWITCHYARD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Print the usage figures of the dashboard (requests, cost, savings, latency) from the
+    /// ledger the policy points at, read-only.
+    Report {
+        /// Policy file (TOML) naming the ledger. Without it, the embedded default policy.
+        #[arg(long, short, env = "SWITCHYARD_CONFIG")]
+        config: Option<PathBuf>,
+        /// How far back to look: e.g. 90m, 24h, 7d, 2w.
+        #[arg(long, default_value = "24h", value_parser = Since::parse)]
+        since: Since,
+        /// Group the requests by this.
+        #[arg(long, value_enum, default_value_t = Dimension::Route)]
+        by: Dimension,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Train, evaluate and calibrate the on-box classifier.
     Router {
         #[command(subcommand)]
@@ -58,6 +76,31 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
+            }
+        }
+        Command::Report {
+            config,
+            since,
+            by,
+            format,
+        } => {
+            let policy = match check::load_policy(config.as_deref()) {
+                Ok(p) => p,
+                Err(errors) => {
+                    eprintln!("invalid policy:\n{errors}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let options = ReportOptions { since, by, format };
+            let result = tokio::runtime::Runtime::new()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(report::run(&policy, &options, &mut std::io::stdout())));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("switchyard report: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
         }
         Command::Serve { config, listen } => {

@@ -38,6 +38,11 @@ pub async fn serve(policy: Policy, listen: Option<SocketAddr>) -> anyhow::Result
             tracing::warn!(%backend, reason = %why, "backend unavailable: its routes will use their fallbacks");
         }
     }
+    if let Some(env) = &state.policy.server.admin_key_env {
+        if std::env::var(env).map_or(true, |k| k.is_empty()) {
+            tracing::warn!(variable = %env, "server.admin_key_env names an unset variable: /dashboard and /api/usage refuse every request");
+        }
+    }
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;

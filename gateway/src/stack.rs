@@ -1,12 +1,14 @@
 //! The gateway's tower stack, in one place. A request passes these layers top-down:
 //!
 //! HTTP layers (every path):
-//! 1. `SetSensitiveRequestHeaders`: `authorization`, `x-api-key` and `api-key` are marked
-//!    sensitive, so no log or trace prints them.
+//! 1. `SetSensitiveRequestHeaders`: `authorization`, `cookie`, `x-api-key` and `api-key` are
+//!    marked sensitive, so no log or trace prints them.
 //! 2. `SetRequestId`: keeps the client's `x-request-id` or makes a UUID v4.
 //! 3. [`LedgerLayer`]: gives the request an `OutcomeHandle` that inner layers fill in, and
 //!    when the response body ends (or the client drops it) writes one ledger row and the
-//!    metrics; every request that reaches the gateway is recorded, errors included.
+//!    metrics; every request that reaches the gateway is recorded, errors included, except
+//!    the read-only admin endpoints (`/dashboard`, `/api/usage`: [`crate::usage::http`]),
+//!    which get these layers without this one.
 //! 4. `Trace`: one `tracing` span per request (method, path, request id), with status and
 //!    latency when the response starts.
 //! 5. `PropagateRequestId`: echoes `x-request-id` on every response, errors included.
@@ -47,6 +49,7 @@ use crate::error::ApiError;
 use crate::extract::{BodyLimit, ChatJson};
 use crate::ledger::{Ledger, LedgerLayer, OutcomeHandle};
 use crate::state::AppState;
+use crate::usage::AdminKey;
 
 type ChatService = BoxCloneSyncService<ChatCall, Response, Infallible>;
 
@@ -72,22 +75,52 @@ pub fn chat_service(state: &AppState) -> ChatService {
 }
 
 /// The whole application: routes plus the HTTP layers 1-7. Without a ledger, layer 3 is
-/// left out (tests and benchmarks).
+/// left out (tests and benchmarks) and `/api/usage` answers 503. `/dashboard` and
+/// `/api/usage` (`crate::usage::http`) get layers 1-7 without the ledger.
 pub fn app(state: AppState, ledger: Option<Ledger>) -> Router {
     let body_limit = BodyLimit(state.policy.server.body_limit);
     let ctx = Ctx {
         chat: chat_service(&state),
         state,
     };
+    let usage_store = ledger.as_ref().map(|l| l.store().clone());
+    let recorded = ledger.map_or_else(LedgerLayer::disabled, LedgerLayer::new);
+    let api = Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(models))
+        .route("/v1/models/{id}", get(model))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(ctx.clone());
+    // The dashboard and usage API read the ledger; they are not traffic, so they get the
+    // same layers but write no ledger row.
+    let admin = crate::usage::http::router(
+        usage_store,
+        AdminKey::from_env(ctx.state.policy.server.admin_key_env.as_deref()),
+        ctx.state.policy.ledger.reference_route.clone(),
+    );
+    with_http_layers(api, recorded, body_limit).merge(with_http_layers(
+        admin,
+        LedgerLayer::disabled(),
+        body_limit,
+    ))
+}
+
+/// Layers 1-7 around `router`, with `ledger` as layer 3.
+fn with_http_layers(router: Router, ledger: LedgerLayer, body_limit: BodyLimit) -> Router {
     let sensitive: Arc<[HeaderName]> = Arc::new([
         header::AUTHORIZATION,
+        header::COOKIE,
         HeaderName::from_static("x-api-key"),
         HeaderName::from_static("api-key"),
     ]);
     let http_layers = ServiceBuilder::new()
         .sensitive_request_headers(sensitive)
         .set_x_request_id(MakeRequestUuid)
-        .layer(ledger.map_or_else(LedgerLayer::disabled, LedgerLayer::new))
+        .layer(ledger)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
             let id = req
                 .headers()
@@ -101,17 +134,7 @@ pub fn app(state: AppState, ledger: Option<Ledger>) -> Router {
             ApiError::Internal.into_response()
         }))
         .layer(Extension(body_limit));
-    Router::new()
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/v1/models", get(models))
-        .route("/v1/models/{id}", get(model))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(ctx)
-        .layer(http_layers)
+    router.layer(http_layers)
 }
 
 /// Layers 8 and 9, then into the chat stack.

@@ -39,6 +39,7 @@ pub struct Ledger {
     reference_route: Option<String>,
     reference: Option<Price>,
     metrics: Metrics,
+    store: Store,
 }
 
 /// The writer task; [`LedgerWriter::close`] flushes everything queued and stops it.
@@ -53,7 +54,7 @@ impl Ledger {
     pub fn start(store: Store, policy: &Policy, metrics: Metrics) -> (Ledger, LedgerWriter) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (close, closing) = oneshot::channel();
-        let task = tokio::spawn(write_loop(store, rx, closing));
+        let task = tokio::spawn(write_loop(store.clone(), rx, closing));
         let prices = policy
             .routes
             .iter()
@@ -70,6 +71,7 @@ impl Ledger {
             reference_route,
             reference,
             metrics,
+            store,
         };
         (ledger, LedgerWriter { close, task })
     }
@@ -80,6 +82,11 @@ impl Ledger {
         if self.tx.send(row).is_err() {
             tracing::error!("ledger writer has stopped; a row was not recorded");
         }
+    }
+
+    /// The database the rows go to (the usage API reads it).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The prices for a row answered by `route`.

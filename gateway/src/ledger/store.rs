@@ -1,7 +1,9 @@
 //! Where ledger rows live: SQLite (WAL mode) by default, PostgreSQL for a `postgres://` URL.
 //! One schema for both; created and migrated on start.
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -68,6 +70,33 @@ impl Store {
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Opens an existing ledger for reading only (`switchyard report`): nothing is created
+    /// or migrated, a SQLite file is opened read-only and PostgreSQL sessions are
+    /// `default_transaction_read_only`.
+    pub async fn open_read_only(url: &str) -> Result<Store, sqlx::Error> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options =
+                PgConnectOptions::from_str(url)?.options([("default_transaction_read_only", "on")]);
+            return Ok(Store::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(2)
+                    .connect_with(options)
+                    .await?,
+            ));
+        }
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(false)
+            .read_only(true);
+        Ok(Store::Sqlite(
+            SqlitePoolOptions::new()
+                .max_connections(2)
+                .connect_with(options)
+                .await?,
+        ))
     }
 
     async fn migrate(&self) -> Result<(), sqlx::Error> {
