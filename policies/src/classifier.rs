@@ -7,7 +7,7 @@
 //! on_classifier_error = "remote"     # required: the route used when the classifier cannot answer
 //! # head = "heads/support.safetensors"  # optional trained head (`switchyard router train`)
 //! # input = "last-user+system"       # or "last-user", "conversation"
-//! # match = "centroid"               # or "knn" (with k = 3): how examples are compared
+//! # match = "auto"                   # or "centroid", "knn" (with k = 3): how examples are compared
 //! # timeout = "250ms"
 //!
 //! [classes.billing]
@@ -94,13 +94,24 @@ pub enum ClassifierInput {
 }
 
 /// How a request is compared with class examples.
+///
+/// Measured on banking77 (`switchyard router eval --few-shot-from`): with 5 examples a class,
+/// centroid 75.8% vs 3-nearest 74.7%; with 20, centroid 82.8% vs 3-nearest 87.6%.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExampleMatch {
-    /// Similarity to each class's centroid (default; the better on banking77).
+    /// Centroid while classes have fewer than [`ExampleMatch::AUTO_KNN_FROM`] examples on
+    /// average, else 3-nearest (default).
     #[default]
+    Auto,
+    /// Similarity to each class's centroid.
     Centroid,
     /// Mean similarity of the `k` nearest examples of each class.
     Knn(usize),
+}
+
+impl ExampleMatch {
+    /// Average examples per class from which `Auto` uses 3-nearest.
+    pub const AUTO_KNN_FROM: usize = 10;
 }
 
 /// One `[classes.NAME]` table.
@@ -176,14 +187,15 @@ pub(crate) fn classifier(
         }
     };
     let matching = match raw.matching.as_deref() {
-        None | Some("centroid") => ExampleMatch::Centroid,
+        None | Some("auto") => ExampleMatch::Auto,
+        Some("centroid") => ExampleMatch::Centroid,
         Some("knn") => ExampleMatch::Knn(k),
         Some(other) => {
             errors.push(
                 at("match"),
-                format!("unknown match {other:?}: use \"centroid\" or \"knn\""),
+                format!("unknown match {other:?}: use \"auto\", \"centroid\" or \"knn\""),
             );
-            ExampleMatch::Centroid
+            ExampleMatch::Auto
         }
     };
     let timeout = raw

@@ -41,7 +41,7 @@ fn classifier_classes_and_conditions_parse() {
     assert_eq!(c.encoder, PathBuf::from("models/minilm"));
     assert_eq!(c.on_error, "remote");
     assert_eq!(c.input, ClassifierInput::LastUserAndSystem);
-    assert_eq!(c.matching, ExampleMatch::Centroid);
+    assert_eq!(c.matching, ExampleMatch::Auto);
     assert_eq!(c.timeout, Duration::from_millis(250));
     assert_eq!(c.classes["billing"].examples.len(), 2);
     let w = &p.routing.rules[1].when;

@@ -30,8 +30,11 @@ pub fn scorer_for(
             cache::embed_cached(encoder, &dir, &examples, |_| {})?,
         ));
     }
+    let examples: usize = classes.iter().map(|(_, e)| e.len()).sum();
+    let average = examples / classes.len().max(1);
     let strategy = match config.matching {
-        ExampleMatch::Centroid => ExampleStrategy::Centroid,
+        ExampleMatch::Auto if average >= ExampleMatch::AUTO_KNN_FROM => ExampleStrategy::Knn(3),
+        ExampleMatch::Auto | ExampleMatch::Centroid => ExampleStrategy::Centroid,
         ExampleMatch::Knn(k) => ExampleStrategy::Knn(k),
     };
     Ok(Arc::new(ExampleScorer::new(classes, strategy)))
