@@ -6,9 +6,10 @@
 //! 2. `SetRequestId`: keeps the client's `x-request-id` or makes a UUID v4.
 //! 3. [`LedgerLayer`]: gives the request an `OutcomeHandle` that inner layers fill in, and
 //!    when the response body ends (or the client drops it) writes one ledger row and the
-//!    metrics; every request that reaches the gateway is recorded, errors included, except
-//!    the read-only admin endpoints (`/dashboard`, `/api/usage`: [`crate::usage::http`]),
-//!    which get these layers without this one.
+//!    metrics; every API request that reaches the gateway is recorded, errors and unknown
+//!    paths included. Operational endpoints (`/healthz`, `/readyz`, `/metrics`, and the
+//!    read-only `/dashboard` and `/api/usage` of [`crate::usage::http`]) get these layers
+//!    without this one: probes and scrapes are not traffic.
 //! 4. `Trace`: one `tracing` span per request (method, path, request id), with status and
 //!    latency when the response starts.
 //! 5. `PropagateRequestId`: echoes `x-request-id` on every response, errors included.
@@ -75,8 +76,8 @@ pub fn chat_service(state: &AppState) -> ChatService {
 }
 
 /// The whole application: routes plus the HTTP layers 1-7. Without a ledger, layer 3 is
-/// left out (tests and benchmarks) and `/api/usage` answers 503. `/dashboard` and
-/// `/api/usage` (`crate::usage::http`) get layers 1-7 without the ledger.
+/// left out (tests and benchmarks) and `/api/usage` answers 503. The operational endpoints
+/// (health, metrics, dashboard, usage API) get layers 1-7 without the ledger.
 pub fn app(state: AppState, ledger: Option<Ledger>) -> Router {
     let body_limit = BodyLimit(state.policy.server.body_limit);
     let ctx = Ctx {
@@ -89,21 +90,25 @@ pub fn app(state: AppState, ledger: Option<Ledger>) -> Router {
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
         .route("/v1/models/{id}", get(model))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(ctx.clone());
-    // The dashboard and usage API read the ledger; they are not traffic, so they get the
-    // same layers but write no ledger row.
-    let admin = crate::usage::http::router(
-        usage_store,
-        AdminKey::from_env(ctx.state.policy.server.admin_key_env.as_deref()),
-        ctx.state.policy.ledger.reference_route.clone(),
-    );
+    // Health checks, metrics scrapes, the dashboard and the usage API are not traffic: they
+    // get the same layers but write no ledger row (else every probe would count as a request
+    // in the ledger, the metrics and the dashboard).
+    let ops = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(ctx.clone())
+        .merge(crate::usage::http::router(
+            usage_store,
+            AdminKey::from_env(ctx.state.policy.server.admin_key_env.as_deref()),
+            ctx.state.policy.ledger.reference_route.clone(),
+        ));
     with_http_layers(api, recorded, body_limit).merge(with_http_layers(
-        admin,
+        ops,
         LedgerLayer::disabled(),
         body_limit,
     ))

@@ -176,7 +176,7 @@ async fn read_only_and_ledger_disabled_answers() {
 }
 
 #[tokio::test]
-async fn looking_at_usage_writes_no_ledger_row() {
+async fn probes_scrapes_and_usage_write_no_ledger_row() {
     let policy = switchyard_policies::parse(
         "[backends.b]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n\
          [routes.r]\nbackend = \"b\"\n[policy]\ndefault = \"r\"\n",
