@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use switchyard_policies::Policy;
+use switchyard_policies::{Policy, PriceSource};
 
 /// Loads `path` (or the embedded default) and reports on it. Returns whether it is valid.
 pub fn check(path: Option<&Path>, out: &mut dyn std::io::Write) -> bool {
@@ -20,6 +20,23 @@ pub fn check(path: Option<&Path>, out: &mut dyn std::io::Write) -> bool {
                 policy.routing.rules.len(),
                 policy.routing.default
             );
+            for route in policy.routes.values() {
+                let source = match route.price_source {
+                    PriceSource::Policy => continue,
+                    PriceSource::Bundled => format!(
+                        "bundled list price of its model (as of {})",
+                        switchyard_policies::prices::AS_OF
+                    ),
+                    PriceSource::Unknown => "no price: its requests cost 0".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "  route {:?}: {source} (input {} / output {} USD per 1M tokens)",
+                    route.name,
+                    route.price.input_per_mtok.normalize(),
+                    route.price.output_per_mtok.normalize()
+                );
+            }
             true
         }
         Err(errors) => {
@@ -49,6 +66,27 @@ mod tests {
         let mut out = Vec::new();
         assert!(check(None, &mut out));
         assert!(String::from_utf8(out).unwrap().contains(": ok"));
+    }
+
+    #[test]
+    fn routes_priced_from_the_bundled_table_are_named() {
+        let dir = std::env::temp_dir().join(format!("switchyard-check-p-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("priced.toml");
+        std::fs::write(
+            &file,
+            "[backends.openai]\nkind = \"openai\"\nmodel = \"gpt-4o\"\n\
+             [routes.remote]\nbackend = \"openai\"\n[policy]\ndefault = \"remote\"\n",
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        assert!(check(Some(&file), &mut out));
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("route \"remote\": bundled list price")
+                && text.contains("input 2.5 / output 10 USD"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod classifier;
 mod error;
 mod local;
 mod model;
+pub mod prices;
 pub mod raw;
 mod rules;
 mod validate;
@@ -29,8 +30,8 @@ pub use classifier::{
 pub use error::{PolicyError, PolicyErrors};
 pub use local::{ContextOverflow, LocalConfig, LocalWeights, RawLocal};
 pub use model::{
-    BackendConfig, BackendKind, Conditions, HeaderMatch, LedgerConfig, Policy, Price, RouteConfig,
-    RoutingPolicy, Rule, ServerConfig, Timeouts,
+    BackendConfig, BackendKind, Conditions, HeaderMatch, LedgerConfig, Policy, Price, PriceSource,
+    RouteConfig, RoutingPolicy, Rule, ServerConfig, Timeouts,
 };
 pub use raw::RawPolicy;
 pub use rules::RESERVED_RULE_NAMES;

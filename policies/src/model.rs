@@ -196,9 +196,23 @@ pub struct RouteConfig {
     /// An existing backend name.
     pub backend: String,
     pub price: Price,
+    /// Where `price` came from.
+    pub price_source: PriceSource,
     /// Routes tried in order when this route's backend fails. Not transitive.
     pub fallback: Vec<String>,
     pub description: Option<String>,
+}
+
+/// Where a route's price came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PriceSource {
+    /// The route's own `price` table.
+    Policy,
+    /// The bundled table ([`crate::prices`]), by the backend's model.
+    Bundled,
+    /// Neither: the price is zero.
+    #[default]
+    Unknown,
 }
 
 /// USD per one million tokens. Zero when not given.

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::error::join;
 use crate::model::{
-    BackendConfig, BackendKind, LedgerConfig, Policy, Price, RouteConfig, ServerConfig, Timeouts,
+    BackendConfig, BackendKind, LedgerConfig, Policy, Price, PriceSource, RouteConfig,
+    ServerConfig, Timeouts,
 };
 use crate::raw::{RawBackend, RawLedger, RawPolicy, RawRoute, RawServer};
 use crate::{classifier, rules, values, PolicyError, PolicyErrors};
@@ -263,7 +264,20 @@ fn route(
     }
 
     let mut price = Price::default();
+    let mut price_source = PriceSource::Unknown;
+    if raw.price.is_none() {
+        let remote_model = match backends.get(&backend) {
+            Some(RawBackend::OpenAi(b)) => b.model.as_deref(),
+            Some(RawBackend::Anthropic(b)) => b.model.as_deref(),
+            _ => None,
+        };
+        if let Some(bundled) = remote_model.and_then(crate::prices::bundled) {
+            price = bundled;
+            price_source = PriceSource::Bundled;
+        }
+    }
     if let Some(p) = &raw.price {
+        price_source = PriceSource::Policy;
         let price_path = at("price");
         if let Some(input) = &p.input {
             let result = values::price(&input.0);
@@ -296,6 +310,7 @@ fn route(
         name: name.to_owned(),
         backend,
         price,
+        price_source,
         fallback,
         description: raw.description.clone(),
     }

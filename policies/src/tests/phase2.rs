@@ -5,7 +5,7 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 
 use super::{assert_has, errors, single_error, MINIMAL};
-use crate::{BackendKind, ServerConfig, Timeouts};
+use crate::{BackendKind, PriceSource, ServerConfig, Timeouts};
 
 #[test]
 fn defaults_are_applied() {
@@ -24,7 +24,10 @@ fn defaults_are_applied() {
     assert_eq!(b.kind.base_url(), "https://api.openai.com/v1");
     let r = &p.routes["small"];
     assert_eq!(r.name, "small");
-    assert!(r.price.input_per_mtok.is_zero() && r.price.output_per_mtok.is_zero());
+    // No `price`: gpt-4o-mini's list price comes from the bundled table.
+    assert_eq!(r.price_source, PriceSource::Bundled);
+    assert_eq!(r.price.input_per_mtok, Decimal::new(15, 2));
+    assert_eq!(r.price.output_per_mtok, Decimal::new(60, 2));
     assert!(r.fallback.is_empty() && r.description.is_none());
     assert_eq!(
         p.routing.route_header.as_deref(),
@@ -32,6 +35,21 @@ fn defaults_are_applied() {
     );
     assert!(p.routing.honor_model);
     assert!(p.routing.rules.is_empty());
+}
+
+#[test]
+fn a_route_price_wins_over_the_bundled_table_and_unknown_models_cost_zero() {
+    let src = MINIMAL.replace(
+        "backend = \"openai\"\n",
+        "backend = \"openai\"\nprice = { input = \"0.5\", output = \"1\" }\n",
+    );
+    let r = crate::parse(&src).unwrap().routes["small"].clone();
+    assert_eq!(r.price_source, PriceSource::Policy);
+    assert_eq!(r.price.input_per_mtok, Decimal::new(5, 1));
+    let src = MINIMAL.replace("gpt-4o-mini", "llama3.2:1b");
+    let r = crate::parse(&src).unwrap().routes["small"].clone();
+    assert_eq!(r.price_source, PriceSource::Unknown);
+    assert!(r.price.input_per_mtok.is_zero() && r.price.output_per_mtok.is_zero());
 }
 
 #[test]
