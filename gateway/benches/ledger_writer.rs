@@ -21,7 +21,14 @@ fn row(i: usize) -> LedgerRow {
         class: Some("billing".into()),
         confidence: Some(0.91),
         rule: Some("billing".into()),
-        route: Some(if i % 5 == 0 { "remote" } else { "local" }.into()),
+        route: Some(
+            if i.is_multiple_of(5) {
+                "remote"
+            } else {
+                "local"
+            }
+            .into(),
+        ),
         backend: Some("smollm2".into()),
         upstream_model: Some("SmolLM2-135M-Instruct".into()),
         attempts: 1,

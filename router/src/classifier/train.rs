@@ -230,7 +230,9 @@ impl Data<'_> {
             .map_err(model_err)?;
         let smoothing = f64::from(options.label_smoothing);
 
-        let mut best: Option<(f32, usize, Vec<Dense>)> = None;
+        // Best held-out (accuracy, -loss): accuracy first, and among equal accuracies the lower
+        // loss, so a saturated accuracy does not freeze the best epoch at the first one.
+        let mut best: Option<((f32, f32), usize, Vec<Dense>)> = None;
         for epoch in 1..=epochs {
             rng.shuffle(&mut fit);
             let mut total = 0.0f32;
@@ -254,7 +256,7 @@ impl Data<'_> {
                 total += step().map_err(model_err)?;
                 batches += 1;
             }
-            let acc = match (val, &val_x) {
+            let (acc, val_loss) = match (val, &val_x) {
                 (Some(val), Some(val_x)) => {
                     let logits = net.forward(val_x, false).map_err(model_err)?;
                     let pred = logits
@@ -266,12 +268,24 @@ impl Data<'_> {
                         .zip(val)
                         .filter(|(p, &i)| **p as usize == y[i])
                         .count();
-                    right as f32 / val.len() as f32
+                    let truth: Vec<u32> = val.iter().map(|&i| y[i] as u32).collect();
+                    let loss = (|| {
+                        let truth = Tensor::new(truth.as_slice(), &Device::Cpu)?.unsqueeze(1)?;
+                        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+                        logp.gather(&truth, 1)?
+                            .mean_all()?
+                            .neg()?
+                            .to_scalar::<f32>()
+                    })()
+                    .map_err(model_err)?;
+                    (right as f32 / val.len() as f32, loss)
                 }
-                _ => 0.0,
+                _ => (0.0, 0.0),
             };
-            if val.is_none() || best.as_ref().is_none_or(|(a, _, _)| acc > *a) {
-                best = Some((acc, epoch, snapshot(&varmap, sizes.len() - 1)?));
+            let score = (acc, -val_loss);
+            let better = |b: &(f32, f32)| score.0 > b.0 || (score.0 == b.0 && score.1 > b.1);
+            if val.is_none() || best.as_ref().is_none_or(|(b, _, _)| better(b)) {
+                best = Some((score, epoch, snapshot(&varmap, sizes.len() - 1)?));
             }
             let best_epoch = best.as_ref().map_or(epoch, |b| b.1);
             progress(EpochReport {
