@@ -64,6 +64,18 @@ impl EncoderFiles {
         }
     }
 
+    /// The model's config and its weights (f32, CPU), ready for a model to load from.
+    pub fn open(&self) -> Result<(Config, VarBuilder<'static>), ClassifyError> {
+        self.check()?;
+        let config: Config =
+            serde_json::from_slice(&std::fs::read(&self.config).map_err(model_error)?)
+                .map_err(model_error)?;
+        let weights = std::fs::read(&self.weights).map_err(model_error)?;
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
+            .map_err(model_error)?;
+        Ok((config, vb))
+    }
+
     /// Fails with a message naming the missing file and `scripts/fetch-models`.
     pub fn check(&self) -> Result<(), ClassifyError> {
         for p in [&self.config, &self.weights, &self.tokenizer] {
@@ -108,12 +120,7 @@ impl Encoder {
         let files = EncoderFiles::in_dir(dir);
         files.check()?;
         let fingerprint = fingerprint(dir)?;
-        let config: Config =
-            serde_json::from_slice(&std::fs::read(&files.config).map_err(model_error)?)
-                .map_err(model_error)?;
-        let weights = std::fs::read(&files.weights).map_err(model_error)?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
-            .map_err(model_error)?;
+        let (config, vb) = files.open()?;
         let model = FusedBert::load(vb, &config).map_err(model_error)?;
         let mut tokenizer = Tokenizer::from_file(&files.tokenizer).map_err(model_error)?;
         // We truncate ourselves (head + tail) and never pad (inputs are packed).

@@ -4,8 +4,7 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::BertModel;
 
 use super::encoder::EncoderFiles;
 use super::ClassifyError;
@@ -27,14 +26,7 @@ impl std::fmt::Debug for CandleBert {
 
 impl CandleBert {
     pub fn load(dir: &Path) -> Result<Self, ClassifyError> {
-        let files = EncoderFiles::in_dir(dir);
-        files.check()?;
-        let config: Config =
-            serde_json::from_slice(&std::fs::read(&files.config).map_err(model_error)?)
-                .map_err(model_error)?;
-        let weights = std::fs::read(&files.weights).map_err(model_error)?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
-            .map_err(model_error)?;
+        let (config, vb) = EncoderFiles::in_dir(dir).open()?;
         let model = BertModel::load(vb, &config).map_err(model_error)?;
         Ok(Self { model })
     }
