@@ -118,7 +118,7 @@ impl Encoder {
     /// Loads `config.json`, `model.safetensors` and `tokenizer.json` from `dir`.
     pub fn load(dir: &Path) -> Result<Self, ClassifyError> {
         let files = EncoderFiles::in_dir(dir);
-        files.check()?;
+        // Fails first, naming a missing file and `scripts/fetch-models`.
         let fingerprint = fingerprint(dir)?;
         let (config, vb) = files.open()?;
         let model = FusedBert::load(vb, &config).map_err(model_error)?;

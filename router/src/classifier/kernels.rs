@@ -99,8 +99,9 @@ macro_rules! dispatch {
     };
 }
 
+/// Whether the CPU has AVX2 and FMA (detected once by std, then cached).
 #[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
+pub(super) fn has_avx2_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 

@@ -72,8 +72,7 @@ impl PackedMatrix {
 
     fn rows(&self, x: &[f32], out: &mut [f32], rows: usize) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if super::kernels::has_avx2_fma() {
             // SAFETY: the CPU has AVX2 and FMA; shapes were checked by `matmul_acc`.
             unsafe { avx2::rows(self, x, out, rows) };
             return;
