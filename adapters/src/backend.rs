@@ -26,6 +26,12 @@ pub trait ChatBackend: Send + Sync + fmt::Debug {
     /// `Err` when the backend cannot serve at all (for example its API key is not set).
     fn check_available(&self) -> Result<(), BackendError>;
 
+    /// True while the backend is still getting ready (an in-process model loading and
+    /// warming up); the gateway is not ready until no backend is.
+    fn is_loading(&self) -> bool {
+        false
+    }
+
     /// A whole completion.
     async fn complete(&self, request: ChatRequest) -> Result<ChatCompletion, BackendError>;
 

@@ -44,6 +44,9 @@ fn row(i: usize) -> LedgerRow {
         ttft_ms: Some(88.0),
         classifier_ms: Some(6.2),
         stream: true,
+        compute_ms: Some(180.0),
+        prompt: None,
+        reply: None,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod router_cli;
 pub mod serve;
 pub mod stack;
 pub mod state;
+pub mod telemetry;
 pub mod usage;
 
 /// Logs to stderr; `RUST_LOG` overrides the default level (`info`).

@@ -60,6 +60,7 @@ pub struct Metrics {
     classifier: Histogram,
     fallbacks: Family<RouteLabels, Counter>,
     escalations: Family<RouteLabels, Counter>,
+    compute: Family<RouteLabels, FloatCounter>,
 }
 
 impl Metrics {
@@ -124,7 +125,15 @@ impl Metrics {
             "Requests answered by the reference (large) route",
             escalations.clone(),
         );
+        let compute = Family::default();
+        registry.register_with_unit(
+            "model_busy",
+            "Time in-process models were busy on requests (priced by the hour)",
+            Unit::Seconds,
+            compute.clone(),
+        );
         Metrics {
+            compute,
             registry: Arc::new(registry),
             requests,
             tokens,
@@ -174,6 +183,9 @@ impl Metrics {
             .observe(row.latency_ms / 1000.0);
         if let Some(t) = row.ttft_ms {
             self.ttft.get_or_create(&labels).observe(t / 1000.0);
+        }
+        if let Some(ms) = row.compute_ms {
+            self.compute.get_or_create(&labels).inc_by(ms / 1000.0);
         }
         if let Some(ms) = row.classifier_ms {
             self.classifier.observe(ms / 1000.0);

@@ -99,7 +99,7 @@ fn json(
     Ok(())
 }
 
-const COLUMNS: [&str; 13] = [
+const COLUMNS: [&str; 15] = [
     "requests",
     "errors",
     "cost_usd",
@@ -113,6 +113,8 @@ const COLUMNS: [&str; 13] = [
     "input_tokens",
     "output_tokens",
     "escalations",
+    "compute_seconds",
+    "implied_usd_per_mtok",
 ];
 
 /// The cells of one line, in [`COLUMNS`] order. Money is printed exactly; milliseconds
@@ -135,6 +137,10 @@ fn cells(s: &Stats) -> Vec<String> {
         s.input_tokens.to_string(),
         s.output_tokens.to_string(),
         s.escalations.to_string(),
+        format!("{:.3}", s.compute_seconds),
+        s.implied_usd_per_mtok
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
     ]
 }
 

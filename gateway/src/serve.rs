@@ -12,13 +12,17 @@ use tokio::sync::watch;
 use crate::ledger::{Ledger, Store};
 use crate::stack::app;
 use crate::state::AppState;
+use crate::telemetry::Telemetry;
 
 /// Serves `policy` until a shutdown signal, then lets in-flight requests finish for at most
 /// `server.shutdown_grace`.
 pub async fn serve(policy: Policy, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let addr = listen.unwrap_or(policy.server.listen);
     let grace = policy.server.shutdown_grace;
-    let state = AppState::new(policy).context("building backends")?;
+    let mut state = AppState::new(policy).context("building backends")?;
+    state.telemetry =
+        Telemetry::start(&state.policy.telemetry).context("starting the OTLP span exporter")?;
+    let telemetry = state.telemetry.clone();
     let ledger = if state.policy.ledger.enabled {
         let url = &state.policy.ledger.url;
         let store = Store::open(url)
@@ -33,7 +37,14 @@ pub async fn serve(policy: Policy, listen: Option<SocketAddr>) -> anyhow::Result
         Some((l, w)) => (Some(l), Some(w)),
         None => (None, None),
     };
+    let loading = state.backends_loading();
+    for backend in &loading {
+        tracing::info!(%backend, "loading the local model in the background; /readyz says when it is ready");
+    }
     for (backend, why) in state.backend_health() {
+        if loading.contains(&backend) {
+            continue;
+        }
         if let Some(why) = why {
             tracing::warn!(%backend, reason = %why, "backend unavailable: its routes will use their fallbacks");
         }
@@ -74,6 +85,10 @@ pub async fn serve(policy: Policy, listen: Option<SocketAddr>) -> anyhow::Result
             Some(rows) => tracing::info!(rows, "ledger flushed"),
             None => tracing::error!("ledger flush did not finish in 10s"),
         }
+    }
+    if let Some(t) = telemetry {
+        // Sends the spans still queued; blocking, so off the runtime.
+        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
     }
     tracing::info!("stopped");
     Ok(())

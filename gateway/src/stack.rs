@@ -7,7 +7,8 @@
 //! 3. [`LedgerLayer`]: gives the request an `OutcomeHandle` that inner layers fill in, and
 //!    when the response body ends (or the client drops it) writes one ledger row and the
 //!    metrics; every API request that reaches the gateway is recorded, errors and unknown
-//!    paths included. Operational endpoints (`/healthz`, `/readyz`, `/metrics`, and the
+//!    paths included; with `[telemetry]`, each chat request also becomes one OpenTelemetry
+//!    span (GenAI conventions). Operational endpoints (`/healthz`, `/readyz`, `/metrics`, and the
 //!    read-only `/dashboard` and `/api/usage` of [`crate::usage::http`]) get these layers
 //!    without this one: probes and scrapes are not traffic.
 //! 4. `Trace`: one `tracing` span per request (method, path, request id), with status and
@@ -48,7 +49,7 @@ use crate::chat::{ChatCall, DecideLayer, Dispatch};
 use crate::classify::ClassifyLayer;
 use crate::error::ApiError;
 use crate::extract::{BodyLimit, ChatJson};
-use crate::ledger::{Ledger, LedgerLayer, OutcomeHandle};
+use crate::ledger::{Ledger, LedgerLayer, OutcomeHandle, RequestParams};
 use crate::state::AppState;
 use crate::usage::AdminKey;
 
@@ -85,7 +86,9 @@ pub fn app(state: AppState, ledger: Option<Ledger>) -> Router {
         state,
     };
     let usage_store = ledger.as_ref().map(|l| l.store().clone());
-    let recorded = ledger.map_or_else(LedgerLayer::disabled, LedgerLayer::new);
+    let recorded = ledger
+        .map_or_else(LedgerLayer::disabled, LedgerLayer::new)
+        .with_telemetry(ctx.state.telemetry.clone());
     let api = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
@@ -151,9 +154,18 @@ async fn chat_completions(
     ChatJson(body): ChatJson,
 ) -> Response {
     let outcome = outcome.map(|Extension(o)| o).unwrap_or_default();
+    let capture = ctx.state.captures_content();
     outcome.update(|o| {
         o.requested_model = Some(body.model.clone());
         o.stream = body.is_stream();
+        o.request_params = RequestParams {
+            max_tokens: body.max_output_tokens(),
+            temperature: body.temperature,
+            top_p: body.top_p,
+        };
+        if capture {
+            o.prompt = serde_json::to_string(&body.messages).ok();
+        }
     });
     let mut extensions = http::Extensions::new();
     extensions.insert(outcome);
@@ -223,15 +235,18 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the policy is loaded and at least one backend can serve.
+/// Ready when the policy is loaded, at least one backend can serve, and no in-process model
+/// is still loading or warming up.
 async fn readyz(State(ctx): State<Ctx>) -> Response {
     let health = ctx.state.backend_health();
-    let mut ready = health.values().any(Option::is_none);
+    let loading = ctx.state.backends_loading();
+    let mut ready = health.values().any(Option::is_none) && loading.is_empty();
     let backends: serde_json::Map<String, serde_json::Value> = health
         .into_iter()
         .map(|(name, why)| {
             let v = match why {
                 None => json!({"available": true}),
+                Some(_) if loading.contains(&name) => json!({"available": false, "loading": true}),
                 Some(why) => json!({"available": false, "reason": why}),
             };
             (name, v)

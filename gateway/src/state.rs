@@ -29,6 +29,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The on-box classifier (its encoder thread), when the policy configures one.
     pub classifier: Option<Arc<dyn switchyard_router::classifier::Classifier>>,
+    /// The OpenTelemetry span exporter, when the policy names an endpoint (set by `serve`).
+    pub telemetry: Option<crate::telemetry::Telemetry>,
 }
 
 impl AppState {
@@ -64,11 +66,30 @@ impl AppState {
             routes: Arc::new(routes),
             metrics: Metrics::new(),
             classifier,
+            telemetry: None,
         })
+    }
+
+    /// Whether requests' messages and replies are kept (ledger or telemetry opted in).
+    pub fn captures_content(&self) -> bool {
+        self.policy.ledger.store_content || self.policy.telemetry.capture_content
     }
 
     pub fn route(&self, name: &str) -> Option<&Route> {
         self.routes.get(name)
+    }
+
+    /// Names of the backends still loading (in-process models warming up).
+    pub fn backends_loading(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .routes
+            .values()
+            .filter(|r| r.backend.is_loading())
+            .map(|r| r.backend_name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Each backend with why it cannot serve, if it cannot.

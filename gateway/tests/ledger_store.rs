@@ -39,10 +39,12 @@ fn row(id: &str, time_ms: i64) -> LedgerRow {
         outcome,
         Pricing {
             route: Some(price),
+            route_per_hour: None,
             reference: Some(price),
         },
     );
     row.time_ms = time_ms;
+    row.compute_ms = Some(12.5);
     row
 }
 
@@ -88,6 +90,49 @@ async fn sqlite_round_trip() {
     // Re-opening migrates nothing away.
     let again = Store::open(path.to_str().unwrap()).await.unwrap();
     assert_eq!(again.rows_since(0).await.unwrap().len(), 700);
+}
+
+#[tokio::test]
+async fn an_older_table_gets_the_new_columns() {
+    let dir = std::env::temp_dir().join(format!("switchyard-ledger-old-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ledger.sqlite");
+    let _ = std::fs::remove_file(&path);
+    {
+        // The first release's table, with one row in it.
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        sqlx::query(
+            "CREATE TABLE ledger (request_id TEXT PRIMARY KEY, time_ms BIGINT NOT NULL, \
+             api_key_id TEXT, requested_model TEXT, class TEXT, confidence DOUBLE PRECISION, \
+             rule TEXT, route TEXT, backend TEXT, upstream_model TEXT, attempts BIGINT NOT NULL, \
+             fallbacks TEXT, status BIGINT NOT NULL, error_type TEXT, input_tokens BIGINT, \
+             output_tokens BIGINT, tokens_estimated BOOLEAN NOT NULL, cost_usd TEXT, \
+             counterfactual_cost_usd TEXT, latency_ms DOUBLE PRECISION NOT NULL, \
+             ttft_ms DOUBLE PRECISION, classifier_ms DOUBLE PRECISION, stream BOOLEAN NOT NULL)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO ledger (request_id, time_ms, attempts, status, tokens_estimated, \
+             latency_ms, stream) VALUES ('old', 5, 1, 200, false, 3.5, false)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let store = Store::open(path.to_str().unwrap()).await.unwrap();
+    let mut new = row("new", 10);
+    new.prompt = Some("[]".into());
+    store.insert(&[new]).await.unwrap();
+    let back = store.rows_since(0).await.unwrap();
+    assert_eq!(back.len(), 2);
+    assert_eq!(back[0].request_id, "old");
+    assert_eq!(back[0].compute_ms, None);
+    assert_eq!(back[1].compute_ms, Some(12.5));
 }
 
 #[tokio::test]

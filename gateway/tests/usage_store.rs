@@ -41,6 +41,9 @@ fn row(i: i64) -> LedgerRow {
         ttft_ms: (i % 2 == 0).then_some(3.5 + (i % 17) as f64),
         classifier_ms: None,
         stream: i % 2 == 0,
+        compute_ms: None,
+        prompt: None,
+        reply: None,
     }
 }
 

@@ -16,6 +16,7 @@ mod model;
 pub mod prices;
 pub mod raw;
 mod rules;
+mod telemetry;
 mod validate;
 mod values;
 
@@ -35,6 +36,7 @@ pub use model::{
 };
 pub use raw::RawPolicy;
 pub use rules::RESERVED_RULE_NAMES;
+pub use telemetry::{RawTelemetry, TelemetryConfig};
 pub use validate::{validate, AUTO_MODEL};
 
 /// The embedded default policy (`examples/default.toml`).

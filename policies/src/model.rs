@@ -18,6 +18,8 @@ pub struct Policy {
     pub ledger: LedgerConfig,
     /// The on-box classifier, when configured.
     pub classifier: Option<crate::classifier::ClassifierConfig>,
+    /// OpenTelemetry export (off without an endpoint).
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// `[ledger]`: where request rows go and what savings are measured against.
@@ -30,6 +32,9 @@ pub struct LedgerConfig {
     pub url: String,
     /// The large remote route whose prices give each request's counterfactual cost.
     pub reference_route: Option<String>,
+    /// Store each request's messages and reply in the row (`prompt`, `reply`). Off by
+    /// default: prompts often hold personal data.
+    pub store_content: bool,
 }
 
 impl Default for LedgerConfig {
@@ -38,6 +43,7 @@ impl Default for LedgerConfig {
             enabled: true,
             url: "switchyard-ledger.sqlite".to_owned(),
             reference_route: None,
+            store_content: false,
         }
     }
 }

@@ -20,6 +20,7 @@ pub struct RawPolicy {
     pub policy: Option<RawRouting>,
     pub ledger: Option<RawLedger>,
     pub classifier: Option<crate::classifier::RawClassifier>,
+    pub telemetry: Option<crate::telemetry::RawTelemetry>,
     #[serde(default)]
     pub classes: BTreeMap<String, crate::classifier::RawClass>,
 }
@@ -30,6 +31,7 @@ pub struct RawLedger {
     pub enabled: Option<bool>,
     pub url: Option<String>,
     pub reference_route: Option<String>,
+    pub store_content: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

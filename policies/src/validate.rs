@@ -65,6 +65,7 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, PolicyErrors> {
     let ledger = ledger(raw.ledger.unwrap_or_default(), &route_names, &mut errors);
     let classifier = classifier::classifier(raw.classifier, raw.classes, &route_names, &mut errors);
     classifier::check_rules(&routing, classifier.as_ref(), &mut errors);
+    let telemetry = crate::telemetry::telemetry(raw.telemetry, &mut errors);
 
     if errors.0.is_empty() {
         Ok(Policy {
@@ -74,6 +75,7 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, PolicyErrors> {
             routing,
             ledger,
             classifier,
+            telemetry,
         })
     } else {
         Err(PolicyErrors(errors.0))
@@ -338,5 +340,6 @@ fn ledger(raw: RawLedger, route_names: &BTreeSet<&str>, errors: &mut Errors) -> 
         enabled: raw.enabled.unwrap_or(default.enabled),
         url,
         reference_route: raw.reference_route,
+        store_content: raw.store_content.unwrap_or(default.store_content),
     }
 }

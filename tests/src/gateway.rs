@@ -217,6 +217,11 @@ impl Gateway {
         self.addr
     }
 
+    /// The gateway's working directory (its policy file and, by default, its ledger).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Everything the gateway wrote to stderr so far.
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr.lock().expect("stderr buffer")).into_owned()

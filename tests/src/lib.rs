@@ -9,6 +9,7 @@
 pub mod client;
 pub mod fake_upstream;
 pub mod gateway;
+pub mod otlp;
 pub mod policy;
 pub mod usage;
 

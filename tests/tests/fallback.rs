@@ -42,6 +42,10 @@ async fn a_failing_route_falls_back_to_the_next() {
         decision.contains("fallback") && decision.contains('a'),
         "decision: {decision}"
     );
+    assert_eq!(
+        header(&response, "x-switchyard-fallback"),
+        "a(upstream_status)"
+    );
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["model"], "fx-chat-ok");
     assert_eq!(models(&up.requests()), ["fx-error-500", "fx-chat-ok"]);
@@ -113,6 +117,7 @@ async fn a_backend_whose_key_is_unset_is_skipped() {
     assert_eq!(header(&response, "x-switchyard-route"), "b");
     let decision = header(&response, "x-switchyard-decision").to_owned();
     assert!(decision.contains("unavailable"), "decision: {decision}");
+    assert_eq!(header(&response, "x-switchyard-fallback"), "a(unavailable)");
     let requests = up.requests();
     assert_eq!(
         requests.len(),

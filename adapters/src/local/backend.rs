@@ -267,6 +267,10 @@ impl ChatBackend for LocalBackend {
         }
     }
 
+    fn is_loading(&self) -> bool {
+        self.health() == Health::Loading
+    }
+
     async fn complete(&self, request: ChatRequest) -> Result<ChatCompletion, BackendError> {
         let (mut rx, _) = self.start(&request).await?;
         let mut text = String::new();
@@ -277,7 +281,10 @@ impl ChatBackend for LocalBackend {
                     finish,
                     prompt_tokens,
                     completion_tokens,
+                    compute,
                 }) => {
+                    let mut usage = Usage::new(prompt_tokens, completion_tokens);
+                    usage.compute_time = Some(compute);
                     return Ok(ChatCompletion {
                         id: self.next_id(),
                         object: "chat.completion".into(),
@@ -290,9 +297,9 @@ impl ChatBackend for LocalBackend {
                             logprobs: None,
                             extra: Default::default(),
                         }],
-                        usage: Some(Usage::new(prompt_tokens, completion_tokens)),
+                        usage: Some(usage),
                         extra: Default::default(),
-                    })
+                    });
                 }
                 Some(Event::Failed(e)) => return Err(failed(e)),
                 None => return Err(failed("the local model stopped mid-answer".into())),
@@ -337,11 +344,14 @@ impl ChatBackend for LocalBackend {
                         finish,
                         prompt_tokens,
                         completion_tokens,
+                        compute,
                     }) => {
                         let last = chunk(Delta::default(), Some(finish.as_str().into()));
                         let mut usage = chunk(Delta::default(), None);
                         usage.choices.clear();
-                        usage.usage = Some(Usage::new(prompt_tokens, completion_tokens));
+                        let mut u = Usage::new(prompt_tokens, completion_tokens);
+                        u.compute_time = Some(compute);
+                        usage.usage = Some(u);
                         vec![Ok(last), Ok(usage)]
                     }
                     Some(Event::Failed(e)) => vec![Err(failed(e))],

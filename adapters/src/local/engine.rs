@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -43,6 +43,9 @@ pub enum Event {
         finish: Finish,
         prompt_tokens: u32,
         completion_tokens: u32,
+        /// This sequence's share of the model's busy time: each step's duration split
+        /// between the sequences in it by the tokens each fed.
+        compute: Duration,
     },
     Failed(String),
 }
@@ -175,6 +178,7 @@ struct Seq {
     sampler: Sampler,
     detok: Detokenizer,
     stop: StopMatcher,
+    compute: Duration,
 }
 
 impl Seq {
@@ -198,6 +202,7 @@ impl Seq {
             finish,
             prompt_tokens: self.job.prompt.len() as u32,
             completion_tokens: self.generated.len() as u32,
+            compute: self.compute,
         });
     }
 
@@ -250,6 +255,7 @@ fn admit(model: &Llama, job: Job) -> Option<Seq> {
         sampler: Sampler::new(job.sampling.clone()),
         detok: Detokenizer::default(),
         stop: StopMatcher::new(job.stop.clone()),
+        compute: Duration::ZERO,
         job,
     })
 }
@@ -298,11 +304,17 @@ fn serve(model: &Llama, tok: &GgufTokenizer, jobs: Receiver<Job>, max_batch: usi
             });
         }
         let fed: Vec<usize> = steps.iter().map(|s| s.tokens.len()).collect();
+        let step_started = Instant::now();
         let result = model.forward(&mut steps).and_then(|l| {
             l.to_vec2::<f32>()
                 .map_err(|e| LocalError::Model(e.to_string()))
         });
         drop(steps);
+        let step_time = step_started.elapsed();
+        let total_fed: usize = fed.iter().sum();
+        for (&i, &n) in planned.iter().zip(&fed) {
+            active[i].compute += step_time.mul_f64(n as f64 / total_fed.max(1) as f64);
+        }
         let mut finished = vec![false; active.len()];
         match result {
             Err(e) => {

@@ -41,6 +41,10 @@ pub struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
     pub total_tokens: u32,
+    /// Seconds the backend's model was busy on this request (in-process models), for
+    /// pricing by the hour. Never on the wire.
+    #[serde(skip)]
+    pub compute_time: Option<std::time::Duration>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -51,6 +55,7 @@ impl Usage {
             prompt_tokens,
             completion_tokens,
             total_tokens: prompt_tokens + completion_tokens,
+            compute_time: None,
             extra: Extra::new(),
         }
     }

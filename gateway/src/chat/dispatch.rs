@@ -9,14 +9,14 @@ use axum::Json;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use switchyard_adapters::wire::{ChatCompletionChunk, Usage};
+use switchyard_adapters::wire::{ChatCompletion, ChatCompletionChunk, Usage};
 use switchyard_adapters::{BackendError, ChunkStream};
 use switchyard_router::{estimate_tokens, Decision};
 use tower::Service;
 
 use super::{headers, stream, ChatCall};
 use crate::error::ApiError;
-use crate::ledger::OutcomeHandle;
+use crate::ledger::{Outcome, OutcomeHandle};
 use crate::state::{AppState, Route};
 
 /// The innermost service of the chat stack.
@@ -54,8 +54,52 @@ struct Attempt {
 
 /// What a successful backend call produced.
 enum Reply {
-    Whole(Response, Option<Usage>),
+    Whole(Response, Answer),
     Stream(ChatCompletionChunk, ChunkStream),
+}
+
+/// The facts of a whole completion the ledger and telemetry keep.
+struct Answer {
+    usage: Option<Usage>,
+    id: String,
+    model: String,
+    finish_reasons: Vec<String>,
+    text: String,
+}
+
+impl Answer {
+    fn of(completion: &ChatCompletion) -> Self {
+        Answer {
+            usage: completion.usage.clone(),
+            id: completion.id.clone(),
+            model: completion.model.clone(),
+            finish_reasons: completion
+                .choices
+                .iter()
+                .filter_map(|c| c.finish_reason.clone())
+                .collect(),
+            text: completion
+                .choices
+                .first()
+                .and_then(|c| c.message.content.as_ref())
+                .map(|c| c.as_text())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn record(self, o: &mut Outcome, capture: bool) {
+        if let Some(u) = self.usage {
+            o.input_tokens = Some(u.prompt_tokens);
+            o.output_tokens = Some(u.completion_tokens);
+            o.compute = u.compute_time;
+        }
+        o.response_id = Some(self.id);
+        o.response_model = Some(self.model);
+        o.finish_reasons = self.finish_reasons;
+        if capture {
+            o.reply = Some(self.text);
+        }
+    }
 }
 
 async fn dispatch(state: AppState, call: ChatCall) -> Response {
@@ -68,6 +112,7 @@ async fn dispatch(state: AppState, call: ChatCall) -> Response {
         .cloned()
         .unwrap_or_default();
     outcome.update(|o| o.rule = Some(decision.rule.clone()));
+    let capture = state.captures_content();
     let mut chain = vec![decision.route.clone()];
     if let Some(route) = state.route(&decision.route) {
         chain.extend(route.config.fallback.iter().cloned());
@@ -84,18 +129,16 @@ async fn dispatch(state: AppState, call: ChatCall) -> Response {
             o.route = Some(name.clone());
             o.backend = Some(route.backend_name.clone());
             o.upstream_model = Some(route.backend.upstream_model().to_owned());
+            o.provider = Some(route.backend.kind());
         });
         match attempt(route, &call).await {
             Ok(reply) => {
                 let ttft = call.received.elapsed();
                 let mut response = match reply {
-                    Reply::Whole(response, usage) => {
+                    Reply::Whole(response, answer) => {
                         outcome.update(|o| {
                             o.ttft = Some(ttft);
-                            if let Some(u) = usage {
-                                o.input_tokens = Some(u.prompt_tokens);
-                                o.output_tokens = Some(u.completion_tokens);
-                            }
+                            answer.record(o, capture);
                         });
                         response
                     }
@@ -104,6 +147,7 @@ async fn dispatch(state: AppState, call: ChatCall) -> Response {
                         let tracker = stream::Tracker::new(
                             outcome.clone(),
                             estimate_tokens(&call.body.prompt_text()),
+                            capture,
                         );
                         stream::sse_response(first, rest, call.body.wants_stream_usage(), tracker)
                     }
@@ -151,8 +195,8 @@ async fn attempt(route: &Route, call: &ChatCall) -> Result<Reply, BackendError> 
         }
     } else {
         let completion = route.backend.complete(request).await?;
-        let usage = completion.usage.clone();
-        Ok(Reply::Whole(Json(completion).into_response(), usage))
+        let answer = Answer::of(&completion);
+        Ok(Reply::Whole(Json(completion).into_response(), answer))
     }
 }
 
@@ -168,6 +212,15 @@ fn set_route_headers(
     }
     if !failed.is_empty() {
         decision_text.push_str(&format!("->{}", route.config.name));
+    }
+    let fallback: Vec<String> = failed
+        .iter()
+        .map(|a| format!("{}({})", a.route, a.error))
+        .collect();
+    if !fallback.is_empty() {
+        if let Ok(value) = HeaderValue::from_str(&fallback.join(", ")) {
+            headers.insert(HeaderName::from_static(headers::FALLBACK), value);
+        }
     }
     for (name, value) in [
         (headers::ROUTE, route.config.name.as_str()),

@@ -29,4 +29,7 @@ pub mod headers {
     pub const ROUTE: &str = "x-switchyard-route";
     pub const BACKEND: &str = "x-switchyard-backend";
     pub const DECISION: &str = "x-switchyard-decision";
+    /// Present when the answering route is a fallback: the routes that failed first, with
+    /// why, e.g. `remote(unavailable)`.
+    pub const FALLBACK: &str = "x-switchyard-fallback";
 }

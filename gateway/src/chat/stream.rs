@@ -33,15 +33,20 @@ pub struct Tracker {
     prompt_estimate: u32,
     text: String,
     reported: bool,
+    saw_id: bool,
+    /// Keep the reply's text in the outcome (content opt-in).
+    capture: bool,
 }
 
 impl Tracker {
-    pub fn new(outcome: OutcomeHandle, prompt_estimate: u32) -> Self {
+    pub fn new(outcome: OutcomeHandle, prompt_estimate: u32, capture: bool) -> Self {
         Tracker {
             outcome,
             prompt_estimate,
             text: String::new(),
             reported: false,
+            saw_id: false,
+            capture,
         }
     }
 
@@ -52,9 +57,20 @@ impl Tracker {
                 o.input_tokens = Some(u.prompt_tokens);
                 o.output_tokens = Some(u.completion_tokens);
                 o.tokens_estimated = false;
+                o.compute = u.compute_time;
+            });
+        }
+        if !chunk.id.is_empty() && !self.saw_id {
+            self.saw_id = true;
+            self.outcome.update(|o| {
+                o.response_id = Some(chunk.id.clone());
+                o.response_model = Some(chunk.model.clone());
             });
         }
         for choice in &chunk.choices {
+            if let Some(f) = &choice.finish_reason {
+                self.outcome.update(|o| o.finish_reasons.push(f.clone()));
+            }
             if let Some(t) = &choice.delta.content {
                 self.text.push_str(t);
             }
@@ -71,7 +87,11 @@ impl Tracker {
     fn end(&mut self, error: Option<&'static str>) {
         let estimate = (!self.reported).then(|| estimate_tokens(&self.text));
         let prompt = self.prompt_estimate;
+        let reply = self.capture.then(|| self.text.clone());
         self.outcome.update(|o| {
+            if reply.is_some() {
+                o.reply = reply;
+            }
             if let Some(output) = estimate {
                 o.input_tokens = Some(prompt);
                 o.output_tokens = Some(output);
@@ -177,7 +197,7 @@ mod tests {
         usage: bool,
     ) -> (Vec<String>, crate::ledger::Outcome) {
         let outcome = OutcomeHandle::default();
-        let tracker = Tracker::new(outcome.clone(), 7);
+        let tracker = Tracker::new(outcome.clone(), 7, true);
         let body = sse_response(chunk("a"), stream::iter(rest).boxed(), usage, tracker).into_body();
         let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
         let frames = String::from_utf8(bytes.to_vec())
@@ -198,6 +218,8 @@ mod tests {
             (Some(3), Some(2))
         );
         assert!(!outcome.tokens_estimated && outcome.stream_completed);
+        assert_eq!(outcome.reply.as_deref(), Some("ab"));
+        assert_eq!(outcome.response_id.as_deref(), Some("c1"));
         assert_eq!(f[2], "[DONE]");
         assert!(!f.iter().any(|x| x.contains("usage")));
         let (f, _) = frames(vec![Ok(chunk("b")), Ok(usage_chunk())], true).await;

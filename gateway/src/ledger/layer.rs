@@ -16,6 +16,7 @@ use super::outcome::OutcomeHandle;
 use super::row::LedgerRow;
 use super::{api_key_id, Ledger};
 use crate::error::ErrorType;
+use crate::telemetry::{Finished, Telemetry};
 
 /// Records every request that reaches the gateway, errors and disconnects included.
 ///
@@ -33,18 +34,29 @@ use crate::error::ErrorType;
 #[derive(Debug, Clone)]
 pub struct LedgerLayer {
     ledger: Option<Ledger>,
+    telemetry: Option<Telemetry>,
 }
 
 impl LedgerLayer {
     pub fn new(ledger: Ledger) -> Self {
         LedgerLayer {
             ledger: Some(ledger),
+            telemetry: None,
         }
     }
 
     /// Records nothing; inner layers still get an [`OutcomeHandle`] to fill.
     pub fn disabled() -> Self {
-        LedgerLayer { ledger: None }
+        LedgerLayer {
+            ledger: None,
+            telemetry: None,
+        }
+    }
+
+    /// Also exports one OpenTelemetry span per chat request (with or without a ledger).
+    pub fn with_telemetry(mut self, telemetry: Option<Telemetry>) -> Self {
+        self.telemetry = telemetry;
+        self
     }
 }
 
@@ -55,6 +67,7 @@ impl<S> Layer<S> for LedgerLayer {
         LedgerService {
             inner,
             ledger: self.ledger.clone(),
+            telemetry: self.telemetry.clone(),
         }
     }
 }
@@ -64,6 +77,7 @@ impl<S> Layer<S> for LedgerLayer {
 pub struct LedgerService<S> {
     inner: S,
     ledger: Option<Ledger>,
+    telemetry: Option<Telemetry>,
 }
 
 impl<S, B> Service<Request<Body>> for LedgerService<S>
@@ -93,6 +107,10 @@ where
             started,
             outcome,
             ledger: self.ledger.clone(),
+            telemetry: self
+                .telemetry
+                .clone()
+                .filter(|_| req.uri().path() == "/v1/chat/completions"),
         };
         // Recorded on drop too: a client that leaves before the response still leaves a row.
         let mut recorder = Recorder {
@@ -135,6 +153,8 @@ struct Pending {
     started: Instant,
     outcome: OutcomeHandle,
     ledger: Option<Ledger>,
+    /// Set for chat requests when spans are exported.
+    telemetry: Option<Telemetry>,
 }
 
 struct Recorder {
@@ -149,9 +169,9 @@ impl Recorder {
         let Some(p) = self.pending.take() else {
             return;
         };
-        let Some(ledger) = p.ledger else {
+        if p.ledger.is_none() && p.telemetry.is_none() {
             return;
-        };
+        }
         let mut outcome = p.outcome.snapshot();
         let answered = self.status.is_some();
         let mut status = self.status.unwrap_or(499);
@@ -162,17 +182,35 @@ impl Recorder {
                 .error_type
                 .get_or_insert_with(|| "client_closed".into());
         }
-        let pricing = ledger.pricing(outcome.route.as_deref());
-        let row = LedgerRow::build(
-            p.request_id,
-            p.arrived,
-            p.api_key_id,
-            status,
-            p.started.elapsed(),
-            outcome,
-            pricing,
-        );
-        ledger.record(row);
+        let latency = p.started.elapsed();
+        let row = p.ledger.as_ref().map(|ledger| {
+            LedgerRow::build(
+                p.request_id.clone(),
+                p.arrived,
+                p.api_key_id.clone(),
+                status,
+                latency,
+                if ledger.stores_content() {
+                    outcome.clone()
+                } else {
+                    outcome.clone().without_content()
+                },
+                ledger.pricing(outcome.route.as_deref()),
+            )
+        });
+        if let Some(telemetry) = &p.telemetry {
+            telemetry.record(&Finished {
+                request_id: &p.request_id,
+                arrived: p.arrived,
+                latency,
+                status,
+                outcome: &outcome,
+                row: row.as_ref(),
+            });
+        }
+        if let (Some(ledger), Some(row)) = (&p.ledger, row) {
+            ledger.record(row);
+        }
     }
 }
 

@@ -16,16 +16,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
+use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
-use switchyard_policies::{Policy, Price};
+use switchyard_policies::{BackendKind, Policy, Price};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
 
 pub use layer::{LedgerLayer, LedgerService};
-pub use outcome::{Outcome, OutcomeHandle};
-pub use row::{cost, LedgerRow, Pricing};
+pub use outcome::{Outcome, OutcomeHandle, RequestParams};
+pub use row::{compute_cost, cost, LedgerRow, Pricing};
 pub use store::Store;
 
 /// Most rows written in one transaction.
@@ -36,6 +37,9 @@ const MAX_BATCH: usize = 512;
 pub struct Ledger {
     tx: mpsc::UnboundedSender<LedgerRow>,
     prices: Arc<BTreeMap<String, Price>>,
+    /// USD per hour of model time, for routes served in-process.
+    per_hour: Arc<BTreeMap<String, Decimal>>,
+    store_content: bool,
     reference_route: Option<String>,
     reference: Option<Price>,
     metrics: Metrics,
@@ -60,6 +64,14 @@ impl Ledger {
             .iter()
             .map(|(name, r)| (name.clone(), r.price))
             .collect();
+        let per_hour = policy
+            .routes
+            .iter()
+            .filter_map(|(name, r)| match &policy.backends.get(&r.backend)?.kind {
+                BackendKind::Local(local) => Some((name.clone(), local.cost_per_hour)),
+                _ => None,
+            })
+            .collect();
         let reference_route = policy.ledger.reference_route.clone();
         let reference = reference_route
             .as_ref()
@@ -68,6 +80,8 @@ impl Ledger {
         let ledger = Ledger {
             tx,
             prices: Arc::new(prices),
+            per_hour: Arc::new(per_hour),
+            store_content: policy.ledger.store_content,
             reference_route,
             reference,
             metrics,
@@ -93,8 +107,14 @@ impl Ledger {
     pub fn pricing(&self, route: Option<&str>) -> Pricing {
         Pricing {
             route: route.and_then(|r| self.prices.get(r).copied()),
+            route_per_hour: route.and_then(|r| self.per_hour.get(r).copied()),
             reference: self.reference,
         }
+    }
+
+    /// Whether rows keep the messages and the reply (`ledger.store_content`).
+    pub fn stores_content(&self) -> bool {
+        self.store_content
     }
 }
 

@@ -29,6 +29,38 @@ pub struct Outcome {
     pub ttft: Option<Duration>,
     /// A stream reached its end (`[DONE]` sent).
     pub stream_completed: bool,
+    /// Time an in-process model was busy on this request (priced by the hour).
+    pub compute: Option<Duration>,
+    /// `finish_reason` of each choice, as answered.
+    pub finish_reasons: Vec<String>,
+    /// The answer's `id` and `model`.
+    pub response_id: Option<String>,
+    pub response_model: Option<String>,
+    /// The backend's protocol (`openai`, `anthropic`, `local`).
+    pub provider: Option<&'static str>,
+    /// Sampling settings the client asked for, for telemetry.
+    pub request_params: RequestParams,
+    /// The messages as JSON and the reply's text; only filled when the policy opts in to
+    /// storing or exporting content.
+    pub prompt: Option<String>,
+    pub reply: Option<String>,
+}
+
+impl Outcome {
+    /// This outcome with the messages and the reply dropped.
+    pub fn without_content(mut self) -> Self {
+        self.prompt = None;
+        self.reply = None;
+        self
+    }
+}
+
+/// The request's own settings worth recording.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestParams {
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
 }
 
 /// A shared handle on one request's [`Outcome`]. Cheap to clone.

@@ -36,12 +36,20 @@ pub struct LedgerRow {
     pub ttft_ms: Option<f64>,
     pub classifier_ms: Option<f64>,
     pub stream: bool,
+    /// Time an in-process model was busy on the request (its share of batched steps).
+    pub compute_ms: Option<f64>,
+    /// The messages (JSON) and the reply's text, only when the policy sets
+    /// `ledger.store_content` (the ledger layer strips them otherwise).
+    pub prompt: Option<String>,
+    pub reply: Option<String>,
 }
 
 /// Prices the ledger needs for a row: the answering route's, and the reference route's.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Pricing {
     pub route: Option<Price>,
+    /// USD per hour of model time, for routes served by an in-process model.
+    pub route_per_hour: Option<Decimal>,
     pub reference: Option<Price>,
 }
 
@@ -50,6 +58,11 @@ pub fn cost(price: &Price, input: u32, output: u32) -> Decimal {
     let million = Decimal::from(1_000_000u32);
     (price.input_per_mtok * Decimal::from(input) + price.output_per_mtok * Decimal::from(output))
         / million
+}
+
+/// USD for `busy` of a box that costs `per_hour`, exact to the microsecond.
+pub fn compute_cost(per_hour: Decimal, busy: Duration) -> Decimal {
+    per_hour * Decimal::from(busy.as_micros() as u64) / Decimal::from(3_600_000_000u64)
 }
 
 impl LedgerRow {
@@ -64,7 +77,15 @@ impl LedgerRow {
         pricing: Pricing,
     ) -> Self {
         let tokens = outcome.input_tokens.zip(outcome.output_tokens);
-        let cost_usd = tokens.and_then(|(i, o)| pricing.route.map(|p| cost(&p, i, o)));
+        let token_cost = tokens.and_then(|(i, o)| pricing.route.map(|p| cost(&p, i, o)));
+        let busy_cost = pricing
+            .route_per_hour
+            .zip(outcome.compute)
+            .map(|(rate, busy)| compute_cost(rate, busy));
+        let cost_usd = match (token_cost, busy_cost) {
+            (Some(t), Some(b)) => Some(t + b),
+            (t, b) => t.or(b),
+        };
         let counterfactual = tokens.and_then(|(i, o)| pricing.reference.map(|p| cost(&p, i, o)));
         let failed: Vec<&str> = match outcome.attempts.split_last() {
             Some((_, earlier)) => earlier.iter().map(String::as_str).collect(),
@@ -97,6 +118,9 @@ impl LedgerRow {
             ttft_ms: outcome.ttft.map(|t| t.as_secs_f64() * 1000.0),
             classifier_ms: outcome.classifier_ms,
             stream: outcome.stream,
+            compute_ms: outcome.compute.map(|d| d.as_secs_f64() * 1000.0),
+            prompt: outcome.prompt,
+            reply: outcome.reply,
         }
     }
 }
@@ -133,6 +157,7 @@ mod tests {
         };
         let pricing = Pricing {
             route: Some(price("1", "2")),
+            route_per_hour: None,
             reference: Some(price("10", "20")),
         };
         let row = LedgerRow::build(
@@ -152,5 +177,48 @@ mod tests {
             Some(Decimal::from_str("0.0005").unwrap())
         );
         assert_eq!(row.latency_ms, 5.0);
+        assert_eq!(row.compute_ms, None);
+    }
+
+    #[test]
+    fn local_rows_cost_their_share_of_the_box_and_content_is_opt_in() {
+        let outcome = Outcome {
+            attempts: vec!["local".into()],
+            input_tokens: Some(100),
+            output_tokens: Some(20),
+            compute: Some(Duration::from_millis(1800)),
+            prompt: Some("[]".into()),
+            reply: Some("hi".into()),
+            ..Default::default()
+        };
+        let pricing = Pricing {
+            route: None,
+            route_per_hour: Some(Decimal::from_str("0.05").unwrap()),
+            reference: None,
+        };
+        let build = |store| {
+            let outcome = if store {
+                outcome.clone()
+            } else {
+                outcome.clone().without_content()
+            };
+            LedgerRow::build(
+                "r".into(),
+                SystemTime::UNIX_EPOCH,
+                None,
+                200,
+                Duration::from_secs(2),
+                outcome,
+                pricing,
+            )
+        };
+        let row = build(false);
+        // 1.8 s of a $0.05/h box = 0.05 * 1.8 / 3600 = 0.000025
+        assert_eq!(row.cost_usd, Some(Decimal::from_str("0.000025").unwrap()));
+        assert_eq!(row.compute_ms, Some(1800.0));
+        assert_eq!((row.prompt, row.reply), (None, None));
+        let row = build(true);
+        assert_eq!(row.prompt.as_deref(), Some("[]"));
+        assert_eq!(row.reply.as_deref(), Some("hi"));
     }
 }

@@ -41,6 +41,13 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS ledger_time ON ledger (time_ms)",
 ];
 
+/// Columns added after the first release: added to an older table on start.
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("compute_ms", "DOUBLE PRECISION"),
+    ("prompt", "TEXT"),
+    ("reply", "TEXT"),
+];
+
 /// A ledger database.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -101,16 +108,37 @@ impl Store {
 
     async fn migrate(&self) -> Result<(), sqlx::Error> {
         for statement in SCHEMA {
-            match self {
-                Store::Sqlite(pool) => {
-                    sqlx::query(statement).execute(pool).await?;
-                }
-                Store::Postgres(pool) => {
-                    sqlx::query(statement).execute(pool).await?;
-                }
+            self.execute(statement).await?;
+        }
+        let present: Vec<String> = match self {
+            Store::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT name FROM pragma_table_info('ledger')")
+                    .fetch_all(pool)
+                    .await?
+            }
+            Store::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "SELECT column_name::TEXT FROM information_schema.columns \
+                     WHERE table_name = 'ledger' AND table_schema = current_schema()",
+                )
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        for (name, kind) in ADDED_COLUMNS {
+            if !present.iter().any(|p| p == name) {
+                self.execute(&format!("ALTER TABLE ledger ADD COLUMN {name} {kind}"))
+                    .await?;
             }
         }
         Ok(())
+    }
+
+    async fn execute(&self, statement: &str) -> Result<(), sqlx::Error> {
+        match self {
+            Store::Sqlite(pool) => sqlx::query(statement).execute(pool).await.map(drop),
+            Store::Postgres(pool) => sqlx::query(statement).execute(pool).await.map(drop),
+        }
     }
 
     /// Inserts `rows` in one statement (one transaction). A row whose request id is already
@@ -142,13 +170,16 @@ impl Store {
                         .push_bind(r.latency_ms)
                         .push_bind(r.ttft_ms)
                         .push_bind(r.classifier_ms)
-                        .push_bind(r.stream);
+                        .push_bind(r.stream)
+                        .push_bind(r.compute_ms)
+                        .push_bind(r.prompt.clone())
+                        .push_bind(r.reply.clone());
                 });
                 q.push(" ON CONFLICT (request_id) DO NOTHING");
                 q.build().execute($pool).await?;
             }};
         }
-        // SQLite allows 32766 bound parameters per statement; 23 columns * 512 rows fits.
+        // SQLite allows 32766 bound parameters per statement; 26 columns * 512 rows fits.
         for chunk in rows.chunks(512) {
             match self {
                 Store::Sqlite(pool) => insert_with!(sqlx::Sqlite, pool, chunk),
@@ -158,9 +189,10 @@ impl Store {
         Ok(())
     }
 
-    /// Rows that arrived at or after `since_ms`, oldest first.
+    /// Rows that arrived at or after `since_ms`, oldest first, without their content
+    /// (`prompt` and `reply` are left out of reads).
     pub async fn rows_since(&self, since_ms: i64) -> Result<Vec<LedgerRow>, sqlx::Error> {
-        let sql = "SELECT request_id, time_ms, api_key_id, requested_model, class, confidence, rule, route, backend, upstream_model, attempts, fallbacks, status, error_type, input_tokens, output_tokens, tokens_estimated, cost_usd, counterfactual_cost_usd, latency_ms, ttft_ms, classifier_ms, stream FROM ledger WHERE time_ms >= ";
+        let sql = "SELECT request_id, time_ms, api_key_id, requested_model, class, confidence, rule, route, backend, upstream_model, attempts, fallbacks, status, error_type, input_tokens, output_tokens, tokens_estimated, cost_usd, counterfactual_cost_usd, latency_ms, ttft_ms, classifier_ms, stream, compute_ms FROM ledger WHERE time_ms >= ";
         macro_rules! select_with {
             ($db:ty, $pool:expr) => {{
                 let mut q = QueryBuilder::<$db>::new(sql);
@@ -177,7 +209,7 @@ impl Store {
     }
 }
 
-const INSERT_HEAD: &str = "INSERT INTO ledger (request_id, time_ms, api_key_id, requested_model, class, confidence, rule, route, backend, upstream_model, attempts, fallbacks, status, error_type, input_tokens, output_tokens, tokens_estimated, cost_usd, counterfactual_cost_usd, latency_ms, ttft_ms, classifier_ms, stream) ";
+const INSERT_HEAD: &str = "INSERT INTO ledger (request_id, time_ms, api_key_id, requested_model, class, confidence, rule, route, backend, upstream_model, attempts, fallbacks, status, error_type, input_tokens, output_tokens, tokens_estimated, cost_usd, counterfactual_cost_usd, latency_ms, ttft_ms, classifier_ms, stream, compute_ms, prompt, reply) ";
 
 #[derive(sqlx::FromRow)]
 struct RowTuple {
@@ -204,6 +236,7 @@ struct RowTuple {
     ttft_ms: Option<f64>,
     classifier_ms: Option<f64>,
     stream: bool,
+    compute_ms: Option<f64>,
 }
 
 fn from_tuple(t: RowTuple) -> LedgerRow {
@@ -233,5 +266,8 @@ fn from_tuple(t: RowTuple) -> LedgerRow {
         ttft_ms: t.ttft_ms,
         classifier_ms: t.classifier_ms,
         stream: t.stream,
+        compute_ms: t.compute_ms,
+        prompt: None,
+        reply: None,
     }
 }

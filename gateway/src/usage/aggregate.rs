@@ -24,6 +24,8 @@ pub struct UsageRow {
     pub counterfactual_cost_usd: Option<Decimal>,
     pub latency_ms: f64,
     pub ttft_ms: Option<f64>,
+    /// Busy time of an in-process model (local routes).
+    pub compute_ms: Option<f64>,
 }
 
 impl From<&LedgerRow> for UsageRow {
@@ -40,6 +42,7 @@ impl From<&LedgerRow> for UsageRow {
             counterfactual_cost_usd: r.counterfactual_cost_usd,
             latency_ms: r.latency_ms,
             ttft_ms: r.ttft_ms,
+            compute_ms: r.compute_ms,
         }
     }
 }
@@ -78,6 +81,11 @@ pub struct Stats {
     pub p50_ttft_ms: Option<f64>,
     /// Nearest-rank 95th percentile time to first token.
     pub p95_ttft_ms: Option<f64>,
+    /// Seconds in-process models were busy (local routes priced by the hour).
+    pub compute_seconds: f64,
+    /// What the rows with model busy time cost per 1M tokens (input + output): the rate a
+    /// box's cost per hour implies at the traffic seen. `None` without such rows.
+    pub implied_usd_per_mtok: Option<Decimal>,
 }
 
 /// One group's figures; `key` is `None` for requests that have no value for the dimension
@@ -169,6 +177,9 @@ struct Acc {
     output: u64,
     latency: Vec<f64>,
     ttft: Vec<f64>,
+    compute_ms: f64,
+    compute_cost: Decimal,
+    compute_tokens: u64,
 }
 
 impl Acc {
@@ -186,6 +197,12 @@ impl Acc {
         self.output += u64::from(row.output_tokens.unwrap_or_default());
         self.latency.push(row.latency_ms);
         self.ttft.extend(row.ttft_ms);
+        if let Some(ms) = row.compute_ms {
+            self.compute_ms += ms;
+            self.compute_cost += cost;
+            self.compute_tokens += u64::from(row.input_tokens.unwrap_or_default())
+                + u64::from(row.output_tokens.unwrap_or_default());
+        }
     }
 
     fn finish(mut self, has_reference: bool) -> Stats {
@@ -208,6 +225,13 @@ impl Acc {
             p95_latency_ms: percentile(&self.latency, 95),
             p50_ttft_ms: percentile(&self.ttft, 50),
             p95_ttft_ms: percentile(&self.ttft, 95),
+            compute_seconds: self.compute_ms / 1000.0,
+            implied_usd_per_mtok: (self.compute_tokens > 0).then(|| {
+                (self.compute_cost * Decimal::from(1_000_000u32)
+                    / Decimal::from(self.compute_tokens))
+                .round_dp(6)
+                .normalize()
+            }),
         }
     }
 }

@@ -10,7 +10,7 @@ use super::{UsageError, UsageRow};
 use crate::ledger::Store;
 
 const SELECT: &str = "SELECT time_ms, route, backend, class, status, input_tokens, output_tokens, \
-                      cost_usd, counterfactual_cost_usd, latency_ms, ttft_ms FROM ledger WHERE time_ms >= ";
+                      cost_usd, counterfactual_cost_usd, latency_ms, ttft_ms, compute_ms FROM ledger WHERE time_ms >= ";
 
 #[derive(sqlx::FromRow)]
 struct Columns {
@@ -25,6 +25,7 @@ struct Columns {
     counterfactual_cost_usd: Option<String>,
     latency_ms: f64,
     ttft_ms: Option<f64>,
+    compute_ms: Option<f64>,
 }
 
 /// The rows that arrived in `from_ms..=to_ms`, oldest first. A cost that is not a decimal
@@ -77,5 +78,6 @@ fn convert(c: Columns) -> Result<UsageRow, UsageError> {
         counterfactual_cost_usd: money("counterfactual_cost_usd", c.counterfactual_cost_usd)?,
         latency_ms: c.latency_ms,
         ttft_ms: c.ttft_ms,
+        compute_ms: c.compute_ms,
     })
 }

@@ -100,6 +100,7 @@ function renderRoutes(routes) {
       ['route-p95-ttft', ms(r.p95_ttft_ms)],
       ['route-input-tokens', String(r.input_tokens)],
       ['route-output-tokens', String(r.output_tokens)],
+      ['route-implied-rate', r.implied_usd_per_mtok == null ? '–' : money(r.implied_usd_per_mtok)],
     ];
     for (const [id, text] of cells) el('td', { 'data-testid': id }, tr).textContent = text;
   }

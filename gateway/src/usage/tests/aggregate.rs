@@ -195,3 +195,58 @@ fn windows_and_look_backs_parse() {
         assert!(Since::parse(bad).is_err(), "{bad:?} parsed");
     }
 }
+
+#[tokio::test]
+async fn local_rows_show_busy_seconds_and_the_rate_they_imply() {
+    // Two local rows priced by the hour: 0.000025 USD for 1.8 s and 0.000005 USD for 0.36 s,
+    // 150 + 50 tokens; one remote row without busy time.
+    let mut a = row(
+        "a",
+        FROM,
+        Some("local"),
+        200,
+        Some("0.000025"),
+        Some("0.0001"),
+        1900.0,
+        None,
+        (100, 50),
+    );
+    a.compute_ms = Some(1800.0);
+    let mut b = row(
+        "b",
+        FROM + 1,
+        Some("local"),
+        200,
+        Some("0.000005"),
+        Some("0.0001"),
+        400.0,
+        None,
+        (40, 10),
+    );
+    b.compute_ms = Some(360.0);
+    let c = row(
+        "c",
+        FROM + 2,
+        Some("remote"),
+        200,
+        Some("0.01"),
+        Some("0.01"),
+        900.0,
+        None,
+        (100, 100),
+    );
+    let store = sqlite_with(&[a, b, c]).await;
+    let s = load(&store, Dimension::Route, FROM, TO, None, Some("remote"))
+        .await
+        .unwrap();
+    let local = &s.groups[0].stats;
+    assert_eq!(s.groups[0].key.as_deref(), Some("local"));
+    assert!((local.compute_seconds - 2.16).abs() < 1e-9);
+    // 0.00003 USD / 200 tokens * 1M = 0.15 USD per 1M tokens
+    assert_eq!(local.implied_usd_per_mtok, Some(dec("0.15")));
+    let remote = &s.groups[1].stats;
+    assert_eq!(remote.implied_usd_per_mtok, None);
+    assert_eq!(remote.compute_seconds, 0.0);
+    let json = serde_json::to_value(local).unwrap();
+    assert_eq!(json["implied_usd_per_mtok"], "0.15");
+}

@@ -55,6 +55,9 @@ pub fn row(
         ttft_ms,
         classifier_ms: None,
         stream: ttft_ms.is_some(),
+        compute_ms: None,
+        prompt: None,
+        reply: None,
     }
 }
 
