@@ -197,8 +197,14 @@ impl Head {
                 let out = l.bias.len();
                 let w = Tensor::from_vec(l.weight.clone(), (out, l.inputs), &Device::Cpu);
                 let b = Tensor::from_vec(l.bias.clone(), out, &Device::Cpu);
-                tensors.push((format!("{prefix}layer{i}.weight"), w.map_err(|e| bad(path, e))?));
-                tensors.push((format!("{prefix}layer{i}.bias"), b.map_err(|e| bad(path, e))?));
+                tensors.push((
+                    format!("{prefix}layer{i}.weight"),
+                    w.map_err(|e| bad(path, e))?,
+                ));
+                tensors.push((
+                    format!("{prefix}layer{i}.bias"),
+                    b.map_err(|e| bad(path, e))?,
+                ));
             }
         }
         let labels = serde_json::to_string(&self.labels).map_err(|e| bad(path, e))?;
@@ -260,10 +266,7 @@ mod tests {
             (s % 2000) as f32 / 1000.0 - 1.0
         };
         let mut values = |n: usize| (0..n).map(|_| next()).collect::<Vec<f32>>();
-        vec![
-            dense(values(35), values(7)),
-            dense(values(21), values(3)),
-        ]
+        vec![dense(values(35), values(7)), dense(values(21), values(3))]
     }
 
     fn labels() -> Vec<String> {
@@ -364,7 +367,10 @@ mod tests {
         }
         let bytes = std::fs::read(&path).unwrap();
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-        assert_eq!(meta.metadata().clone().unwrap()["format"], "switchyard-head/2");
+        assert_eq!(
+            meta.metadata().clone().unwrap()["format"],
+            "switchyard-head/2"
+        );
         // A reader that knows only the first format finds no `layer0.weight` in it.
         assert!(!meta.tensors().contains_key("layer0.weight"));
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
