@@ -17,48 +17,14 @@ use candle_core::{Device, Tensor};
 
 use super::{ClassifyError, Scorer};
 
+mod dense;
+pub use dense::Dense;
+
 const META_LABELS: &str = "labels";
 const META_ENCODER: &str = "encoder";
 const META_FORMAT: &str = "format";
 const FORMAT: &str = "switchyard-head/1";
 const FORMAT_ENSEMBLE: &str = "switchyard-head/2";
-
-/// One dense layer, row-major `[out][in]`.
-#[derive(Debug, Clone)]
-pub struct Dense {
-    pub weight: Vec<f32>,
-    pub bias: Vec<f32>,
-    pub inputs: usize,
-}
-
-impl Dense {
-    fn forward(&self, x: &[f32]) -> Vec<f32> {
-        self.bias
-            .iter()
-            .enumerate()
-            .map(|(o, b)| b + dot(&self.weight[o * self.inputs..(o + 1) * self.inputs], x))
-            .collect()
-    }
-}
-
-/// Dot product with eight independent accumulators, so the compiler can vectorise it (a plain
-/// `sum` must keep the sequential order of float additions).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a8
-        .remainder()
-        .iter()
-        .zip(b8.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in a8.zip(b8) {
-        for ((s, x), y) in acc.iter_mut().zip(x).zip(y) {
-            *s += x * y;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
 
 /// One network of a head: dense layers with ReLU between them.
 pub type Member = Vec<Dense>;
@@ -374,15 +340,5 @@ mod tests {
         // A reader that knows only the first format finds no `layer0.weight` in it.
         assert!(!meta.tensors().contains_key("layer0.weight"));
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
-    }
-
-    #[test]
-    fn dot_matches_the_plain_sum_at_any_length() {
-        for n in [0, 1, 7, 8, 9, 384, 517] {
-            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
-            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
-            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            assert!((dot(&a, &b) - plain).abs() < 1e-4, "n = {n}");
-        }
     }
 }
