@@ -15,7 +15,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use switchyard_router::classifier::train::{train, TrainOptions};
-use switchyard_router::classifier::{cache, Encoder};
+use switchyard_router::classifier::{cache, Encoder, Scorer};
 
 /// `switchyard router` subcommands.
 #[derive(Debug, Subcommand)]
@@ -55,6 +55,24 @@ pub struct TrainArgs {
     pub hidden: usize,
     #[arg(long, default_value_t = 200)]
     pub max_epochs: usize,
+    /// Networks trained on all rows and averaged at inference (an ensemble); 1 is one network.
+    /// Five gain about 0.7 points on banking77 over one, for 5x the head's work per request.
+    #[arg(long, default_value_t = 5)]
+    pub ensemble: usize,
+    /// Dropout on the hidden layer while training.
+    #[arg(long, default_value_t = TrainOptions::default().dropout)]
+    pub dropout: f32,
+    /// AdamW weight decay.
+    #[arg(long, default_value_t = TrainOptions::default().weight_decay)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = TrainOptions::default().learning_rate)]
+    pub learning_rate: f64,
+    #[arg(long, default_value_t = TrainOptions::default().seed)]
+    pub seed: u64,
+    /// Hold out this share of the rows (a seeded shuffle), train on the rest, and print the
+    /// head's accuracy on them: for choosing settings without touching a test set.
+    #[arg(long, default_value_t = 0.0)]
+    pub dev_share: f32,
 }
 
 /// Runs a `switchyard router` command.
@@ -157,21 +175,33 @@ pub fn train_head(
     options: &TrainOptions,
 ) -> anyhow::Result<switchyard_router::classifier::Head> {
     let bar = ProgressBar::new(options.max_epochs as u64).with_style(
-        ProgressStyle::with_template("training {bar:30} epoch {pos}/{len} {msg}")
+        ProgressStyle::with_template("training {prefix} {bar:30} epoch {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
+    let members = options.ensemble.max(1);
+    let mut refit_epochs = options.max_epochs;
     let head = train(x, y, labels, fingerprint.to_owned(), options, |r| {
         bar.set_position(r.epoch as u64);
-        bar.set_message(format!(
-            "loss {:.4} held-out acc {:.2}% (best epoch {})",
-            r.loss,
-            r.holdout_accuracy * 100.0,
-            r.best_epoch
-        ));
+        if r.member == 0 {
+            refit_epochs = r.best_epoch;
+            bar.set_message(format!(
+                "loss {:.4} held-out acc {:.2}% (best epoch {})",
+                r.loss,
+                r.holdout_accuracy * 100.0,
+                r.best_epoch
+            ));
+        } else {
+            bar.set_length(refit_epochs.max(r.epoch) as u64);
+            bar.set_prefix(format!("network {}/{members}", r.member));
+            bar.set_message(format!("loss {:.4} (all rows)", r.loss));
+        }
     })?;
     bar.finish();
-    eprintln!("trained in {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "trained in {:.1}s ({members} network(s) of {refit_epochs} epochs)",
+        started.elapsed().as_secs_f64()
+    );
     Ok(head)
 }
 
@@ -187,9 +217,38 @@ fn train_command(args: &TrainArgs) -> anyhow::Result<()> {
     let options = TrainOptions {
         hidden: args.hidden,
         max_epochs: args.max_epochs,
+        ensemble: args.ensemble,
+        dropout: args.dropout,
+        weight_decay: args.weight_decay,
+        learning_rate: args.learning_rate,
+        seed: args.seed,
         ..TrainOptions::default()
     };
-    let head = train_head(&x, &y, labels, encoder.fingerprint(), &options)?;
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    switchyard_router::classifier::train::Rng::new(args.seed ^ 0xD5).shuffle(&mut order);
+    let dev_len = (rows.len() as f32 * args.dev_share.clamp(0.0, 0.9)) as usize;
+    let (dev, fit) = order.split_at(dev_len);
+    let pick = |idx: &[usize]| -> (Vec<Vec<f32>>, Vec<usize>) {
+        idx.iter().map(|&i| (x[i].clone(), y[i])).unzip()
+    };
+    let (fit_x, fit_y) = pick(fit);
+    let head = train_head(&fit_x, &fit_y, labels, encoder.fingerprint(), &options)?;
+    if !dev.is_empty() {
+        let (dev_x, dev_y) = pick(dev);
+        let right = dev_x
+            .iter()
+            .zip(&dev_y)
+            .filter(|(v, &t)| {
+                head.verdict(v)
+                    .is_some_and(|verdict| head.labels.get(t) == Some(&verdict.class))
+            })
+            .count();
+        println!(
+            "dev accuracy {:.2}% ({right}/{} held-out training rows)",
+            100.0 * right as f64 / dev.len() as f64,
+            dev.len()
+        );
+    }
     head.save(&args.out)?;
     println!(
         "wrote {} ({} classes, encoder {})",

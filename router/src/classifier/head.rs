@@ -4,6 +4,11 @@
 //! layers (one layer is a softmax regression, two an MLP). The safetensors metadata holds the
 //! label list (`labels`, a JSON array) and the encoder fingerprint (`encoder`); a head is
 //! refused when loaded beside a different encoder.
+//!
+//! A head may be an ensemble of several such networks (members) whose class probabilities are
+//! averaged. A one-member head is written exactly as above (format `switchyard-head/1`); an
+//! ensemble names its tensors `member{k}.layer{i}.*` and is marked `switchyard-head/2`, so an
+//! older reader refuses it instead of misreading it. Both formats load.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,37 +17,36 @@ use candle_core::{Device, Tensor};
 
 use super::{ClassifyError, Scorer};
 
+mod dense;
+pub use dense::Dense;
+
 const META_LABELS: &str = "labels";
 const META_ENCODER: &str = "encoder";
 const META_FORMAT: &str = "format";
 const FORMAT: &str = "switchyard-head/1";
+const FORMAT_ENSEMBLE: &str = "switchyard-head/2";
 
-/// One dense layer, row-major `[out][in]`.
-#[derive(Debug, Clone)]
-pub struct Dense {
-    pub weight: Vec<f32>,
-    pub bias: Vec<f32>,
-    pub inputs: usize,
-}
+/// One network of a head: dense layers with ReLU between them.
+pub type Member = Vec<Dense>;
 
-impl Dense {
-    fn forward(&self, x: &[f32]) -> Vec<f32> {
-        self.bias
-            .iter()
-            .enumerate()
-            .map(|(o, b)| {
-                let row = &self.weight[o * self.inputs..(o + 1) * self.inputs];
-                b + row.iter().zip(x).map(|(w, v)| w * v).sum::<f32>()
-            })
-            .collect()
+fn member_logits(layers: &[Dense], embedding: &[f32]) -> Vec<f32> {
+    let mut x = embedding.to_vec();
+    for (i, layer) in layers.iter().enumerate() {
+        x = layer.forward(&x);
+        if i + 1 < layers.len() {
+            x.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
     }
+    x
 }
 
-/// A loaded head: layers, labels and the fingerprint of the encoder it was trained on.
+/// A loaded head: its member networks, labels and the fingerprint of the encoder it was
+/// trained on.
 #[derive(Debug, Clone)]
 pub struct Head {
     pub labels: Vec<String>,
-    pub layers: Vec<Dense>,
+    /// One or more networks; [`Scorer::probabilities`] averages their softmax outputs.
+    pub members: Vec<Member>,
     pub encoder: String,
 }
 
@@ -51,16 +55,21 @@ fn bad(path: &Path, why: impl std::fmt::Display) -> ClassifyError {
 }
 
 impl Head {
-    /// Logits for one embedding.
-    pub fn logits(&self, embedding: &[f32]) -> Vec<f32> {
-        let mut x = embedding.to_vec();
-        for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(&x);
-            if i + 1 < self.layers.len() {
-                x.iter_mut().for_each(|v| *v = v.max(0.0));
-            }
+    /// A head of one network.
+    pub fn single(labels: Vec<String>, layers: Member, encoder: String) -> Self {
+        Self {
+            labels,
+            members: vec![layers],
+            encoder,
         }
-        x
+    }
+
+    /// Each member's logits for one embedding.
+    pub fn member_logits(&self, embedding: &[f32]) -> Vec<Vec<f32>> {
+        self.members
+            .iter()
+            .map(|m| member_logits(m, embedding))
+            .collect()
     }
 
     /// Loads a head and checks it was trained on the encoder with `fingerprint`.
@@ -85,9 +94,11 @@ impl Head {
         let (_, meta) =
             safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(path, e))?;
         let info = meta.metadata().clone().unwrap_or_default();
-        if info.get(META_FORMAT).map(String::as_str) != Some(FORMAT) {
-            return Err(bad(path, "not a switchyard head (format metadata missing)"));
-        }
+        let ensemble = match info.get(META_FORMAT).map(String::as_str) {
+            Some(FORMAT) => false,
+            Some(FORMAT_ENSEMBLE) => true,
+            _ => return Err(bad(path, "not a switchyard head (format metadata missing)")),
+        };
         let labels: Vec<String> = info
             .get(META_LABELS)
             .map(|l| serde_json::from_str(l))
@@ -100,42 +111,72 @@ impl Head {
             .ok_or_else(|| bad(path, "no encoder fingerprint"))?;
         let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
             .map_err(|e| bad(path, e))?;
-        let mut layers = Vec::new();
-        while let Some(w) = tensors.get(&format!("layer{}.weight", layers.len())) {
-            let b = tensors
-                .get(&format!("layer{}.bias", layers.len()))
-                .ok_or_else(|| bad(path, "weight without bias"))?;
-            let (_, inputs) = w.dims2().map_err(|e| bad(path, e))?;
-            let flat = |t: &Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>());
-            layers.push(Dense {
-                weight: flat(w).map_err(|e| bad(path, e))?,
-                bias: flat(b).map_err(|e| bad(path, e))?,
-                inputs,
-            });
-        }
-        if layers.last().map(|l| l.bias.len()) != Some(labels.len()) {
-            return Err(bad(path, "output size does not match the label list"));
-        }
+        let read_member = |prefix: &str| -> Result<Member, ClassifyError> {
+            let mut layers = Vec::new();
+            while let Some(w) = tensors.get(&format!("{prefix}layer{}.weight", layers.len())) {
+                let b = tensors
+                    .get(&format!("{prefix}layer{}.bias", layers.len()))
+                    .ok_or_else(|| bad(path, "weight without bias"))?;
+                let (_, inputs) = w.dims2().map_err(|e| bad(path, e))?;
+                let flat = |t: &Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>());
+                layers.push(Dense {
+                    weight: flat(w).map_err(|e| bad(path, e))?,
+                    bias: flat(b).map_err(|e| bad(path, e))?,
+                    inputs,
+                });
+            }
+            if layers.last().map(|l| l.bias.len()) != Some(labels.len()) {
+                return Err(bad(path, "output size does not match the label list"));
+            }
+            Ok(layers)
+        };
+        let members = if ensemble {
+            let mut members = Vec::new();
+            while tensors.contains_key(&format!("member{}.layer0.weight", members.len())) {
+                members.push(read_member(&format!("member{}.", members.len()))?);
+            }
+            if members.is_empty() {
+                return Err(bad(path, "an ensemble head without members"));
+            }
+            members
+        } else {
+            vec![read_member("")?]
+        };
         Ok(Self {
             labels,
-            layers,
+            members,
             encoder,
         })
     }
 
     /// Writes the head to `path`.
     pub fn save(&self, path: &Path) -> Result<(), ClassifyError> {
+        let ensemble = self.members.len() > 1;
         let mut tensors = Vec::new();
-        for (i, l) in self.layers.iter().enumerate() {
-            let out = l.bias.len();
-            let w = Tensor::from_vec(l.weight.clone(), (out, l.inputs), &Device::Cpu);
-            let b = Tensor::from_vec(l.bias.clone(), out, &Device::Cpu);
-            tensors.push((format!("layer{i}.weight"), w.map_err(|e| bad(path, e))?));
-            tensors.push((format!("layer{i}.bias"), b.map_err(|e| bad(path, e))?));
+        for (k, member) in self.members.iter().enumerate() {
+            let prefix = if ensemble {
+                format!("member{k}.")
+            } else {
+                String::new()
+            };
+            for (i, l) in member.iter().enumerate() {
+                let out = l.bias.len();
+                let w = Tensor::from_vec(l.weight.clone(), (out, l.inputs), &Device::Cpu);
+                let b = Tensor::from_vec(l.bias.clone(), out, &Device::Cpu);
+                tensors.push((
+                    format!("{prefix}layer{i}.weight"),
+                    w.map_err(|e| bad(path, e))?,
+                ));
+                tensors.push((
+                    format!("{prefix}layer{i}.bias"),
+                    b.map_err(|e| bad(path, e))?,
+                ));
+            }
         }
         let labels = serde_json::to_string(&self.labels).map_err(|e| bad(path, e))?;
+        let format = if ensemble { FORMAT_ENSEMBLE } else { FORMAT };
         let info = HashMap::from([
-            (META_FORMAT.to_owned(), FORMAT.to_owned()),
+            (META_FORMAT.to_owned(), format.to_owned()),
             (META_LABELS.to_owned(), labels),
             (META_ENCODER.to_owned(), self.encoder.clone()),
         ]);
@@ -150,35 +191,154 @@ impl Scorer for Head {
     }
 
     fn probabilities(&self, embedding: &[f32]) -> Vec<f32> {
-        super::softmax(&self.logits(embedding), 1.0)
+        let mut mean = vec![0.0f32; self.labels.len()];
+        for logits in self.member_logits(embedding) {
+            let probs = super::softmax(&logits, 1.0);
+            mean.iter_mut().zip(probs).for_each(|(m, p)| *m += p);
+        }
+        let n = self.members.len().max(1) as f32;
+        mean.iter_mut().for_each(|m| *m /= n);
+        mean
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("sy-head-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("h.safetensors")
+    }
+
+    fn dense(weight: Vec<f32>, bias: Vec<f32>) -> Dense {
+        let inputs = weight.len() / bias.len();
+        Dense {
+            weight,
+            bias,
+            inputs,
+        }
+    }
+
+    /// A two-layer member with pseudo-random weights: 5 inputs, 7 hidden, 3 classes.
+    fn mlp(seed: u32) -> Member {
+        let mut s = seed.wrapping_mul(2_654_435_761).max(1);
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s % 2000) as f32 / 1000.0 - 1.0
+        };
+        let mut values = |n: usize| (0..n).map(|_| next()).collect::<Vec<f32>>();
+        vec![dense(values(35), values(7)), dense(values(21), values(3))]
+    }
+
+    fn labels() -> Vec<String> {
+        vec!["a".into(), "b".into(), "c".into()]
+    }
 
     #[test]
     fn round_trips_and_refuses_another_encoder() {
-        let head = Head {
-            labels: vec!["x".into(), "y".into()],
-            layers: vec![Dense {
-                weight: vec![1.0, 0.0, 0.0, 1.0],
-                bias: vec![0.0, 0.5],
-                inputs: 2,
-            }],
-            encoder: "abc".into(),
-        };
-        let dir = std::env::temp_dir().join(format!("sy-head-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("h.safetensors");
+        let head = Head::single(
+            vec!["x".into(), "y".into()],
+            vec![dense(vec![1.0, 0.0, 0.0, 1.0], vec![0.0, 0.5])],
+            "abc".into(),
+        );
+        let path = temp("single");
         head.save(&path).unwrap();
         let back = Head::load(&path, "abc").unwrap();
         assert_eq!(back.labels, head.labels);
+        assert_eq!(back.members.len(), 1);
         assert_eq!(back.verdict(&[1.0, 0.0]).unwrap().class, "x");
         assert_eq!(back.verdict(&[0.0, 1.0]).unwrap().class, "y");
         let err = Head::load(&path, "other").unwrap_err().to_string();
         assert!(err.contains("trained on encoder abc"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn loads_a_single_network_file_written_by_the_first_format() {
+        // Written by hand the way heads were stored before ensembles existed.
+        let member = mlp(3);
+        let mut tensors = Vec::new();
+        for (i, l) in member.iter().enumerate() {
+            let (out, inputs) = (l.bias.len(), l.inputs);
+            let w = Tensor::from_vec(l.weight.clone(), (out, inputs), &Device::Cpu).unwrap();
+            let b = Tensor::from_vec(l.bias.clone(), out, &Device::Cpu).unwrap();
+            tensors.push((format!("layer{i}.weight"), w));
+            tensors.push((format!("layer{i}.bias"), b));
+        }
+        let info = HashMap::from([
+            ("format".to_owned(), "switchyard-head/1".to_owned()),
+            ("labels".to_owned(), r#"["a","b","c"]"#.to_owned()),
+            ("encoder".to_owned(), "fp".to_owned()),
+        ]);
+        let path = temp("v1");
+        std::fs::write(&path, safetensors::serialize(tensors, Some(info)).unwrap()).unwrap();
+        let back = Head::load(&path, "fp").unwrap();
+        let head = Head::single(labels(), member, "fp".into());
+        assert_eq!(back.members.len(), 1);
+        let x = [0.3, -0.2, 0.9, 0.1, -0.5];
+        assert_eq!(back.probabilities(&x), head.probabilities(&x));
+        // A one-network head is still written in the first format.
+        head.save(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let info = meta.metadata().clone().unwrap();
+        assert_eq!(info["format"], "switchyard-head/1");
+        assert!(meta.tensors().contains_key("layer0.weight"));
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn an_ensemble_averages_its_members_probabilities() {
+        let members: Vec<Member> = (1..=3).map(mlp).collect();
+        let head = Head {
+            labels: labels(),
+            members: members.clone(),
+            encoder: "fp".into(),
+        };
+        let x = [0.5, 0.1, -0.7, 0.2, 0.05];
+        let mut expected = [0.0f32; 3];
+        for m in members {
+            let p = Head::single(labels(), m, "fp".into()).probabilities(&x);
+            expected.iter_mut().zip(p).for_each(|(e, p)| *e += p / 3.0);
+        }
+        let got = head.probabilities(&x);
+        for (g, e) in got.iter().zip(expected) {
+            assert!((g - e).abs() < 1e-6, "{got:?} vs {expected:?}");
+        }
+        assert!((got.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        // Not the softmax of the mean logits, nor any single member.
+        let first = Head::single(labels(), mlp(1), "fp".into()).probabilities(&x);
+        assert!(got.iter().zip(&first).any(|(g, f)| (g - f).abs() > 1e-3));
+    }
+
+    #[test]
+    fn an_ensemble_round_trips_with_identical_outputs() {
+        let head = Head {
+            labels: labels(),
+            members: (1..=4).map(mlp).collect(),
+            encoder: "fp".into(),
+        };
+        let path = temp("ensemble");
+        head.save(&path).unwrap();
+        let back = Head::load(&path, "fp").unwrap();
+        assert_eq!(back.members.len(), 4);
+        for x in [[0.1, 0.2, 0.3, 0.4, 0.5], [-1.0, 0.0, 1.0, 0.5, -0.5]] {
+            assert_eq!(back.probabilities(&x), head.probabilities(&x));
+            assert_eq!(back.member_logits(&x), head.member_logits(&x));
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        assert_eq!(
+            meta.metadata().clone().unwrap()["format"],
+            "switchyard-head/2"
+        );
+        // A reader that knows only the first format finds no `layer0.weight` in it.
+        assert!(!meta.tensors().contains_key("layer0.weight"));
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }

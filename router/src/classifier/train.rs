@@ -1,7 +1,8 @@
 //! Training a [`Head`] on frozen embeddings with candle-nn: softmax regression or a one-hidden-
 //! layer MLP, class-balanced loss (each class weighs the same whatever its size) with label
 //! smoothing, AdamW, early stopping on a held-out slice, then a refit on all rows for the best
-//! epoch count.
+//! epoch count. With `ensemble > 1` the refit is repeated with different seeds (initialisation,
+//! order, dropout) and the head keeps every network; inference averages their probabilities.
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{linear, Linear, Module, Optimizer, VarBuilder, VarMap};
@@ -27,6 +28,8 @@ pub struct TrainOptions {
     /// Label smoothing ε of the cross-entropy.
     pub label_smoothing: f32,
     pub seed: u64,
+    /// Networks trained on all rows and averaged (1 is a single network).
+    pub ensemble: usize,
 }
 
 impl Default for TrainOptions {
@@ -42,6 +45,7 @@ impl Default for TrainOptions {
             dropout: 0.2,
             label_smoothing: 0.1,
             seed: 7,
+            ensemble: 1,
         }
     }
 }
@@ -49,6 +53,9 @@ impl Default for TrainOptions {
 /// Progress after each epoch.
 #[derive(Debug, Clone, Copy)]
 pub struct EpochReport {
+    /// 0 for the early-stopping run on the held-out split, then 1..=ensemble for the networks
+    /// trained on all rows.
+    pub member: usize,
     pub epoch: usize,
     pub loss: f32,
     pub holdout_accuracy: f32,
@@ -117,9 +124,10 @@ fn input_scale(dim: usize) -> f32 {
 /// Trains a head on embeddings `x` with label indices `y` (into `labels`).
 ///
 /// Phase 1 trains on all but a held-out slice and finds the epoch with the best held-out
-/// accuracy (early stopping); phase 2 trains a fresh network on *all* rows for that many
-/// epochs, which is the head returned. The loss is class-balanced cross-entropy with label
-/// smoothing.
+/// accuracy (early stopping); phase 2 trains `ensemble` fresh networks on *all* rows for that
+/// many epochs (each with its own seed), which make the head returned. Without a held-out
+/// slice, phase 1's network is a member and the others train for `max_epochs`. The loss is
+/// class-balanced cross-entropy with label smoothing.
 pub fn train(
     x: &[Vec<f32>],
     y: &[usize],
@@ -148,7 +156,7 @@ pub fn train(
         dim,
         classes: labels.len(),
     };
-    let (best_epoch, mut layers) = data.fit(
+    let (best_epoch, first) = data.fit(
         fit,
         Some(val),
         options.max_epochs,
@@ -156,16 +164,25 @@ pub fn train(
         &mut rng,
         &mut progress,
     )?;
-    if !val.is_empty() {
-        let (_, refit) = data.fit(&order, None, best_epoch, options, &mut rng, &mut |_| {})?;
-        layers = refit;
+    let mut members = Vec::new();
+    if val.is_empty() {
+        members.push(first);
     }
-    if let Some(first) = layers.first_mut() {
+    for k in members.len()..options.ensemble.max(1) {
+        // The first network continues phase 1's stream; the others get their own.
+        let mut own = Rng::new(options.seed.wrapping_add(1000 * k as u64));
+        let rng = if k == 0 { &mut rng } else { &mut own };
+        let (_, layers) = data.fit(&order, None, best_epoch, options, rng, &mut |r| {
+            progress(EpochReport { member: k + 1, ..r })
+        })?;
+        members.push(layers);
+    }
+    for first in members.iter_mut().filter_map(|m| m.first_mut()) {
         first.weight.iter_mut().for_each(|w| *w *= scale);
     }
     Ok(Head {
         labels,
-        layers,
+        members,
         encoder,
     })
 }
@@ -289,6 +306,7 @@ impl Data<'_> {
             }
             let best_epoch = best.as_ref().map_or(epoch, |b| b.1);
             progress(EpochReport {
+                member: 0,
                 epoch,
                 loss: total / batches.max(1) as f32,
                 holdout_accuracy: acc,
@@ -334,8 +352,7 @@ mod tests {
     use super::*;
     use crate::classifier::Scorer;
 
-    #[test]
-    fn learns_a_separable_problem() {
+    fn separable() -> (Vec<Vec<f32>>, Vec<usize>, Vec<String>) {
         let mut rng = Rng::new(1);
         let mut x = Vec::new();
         let mut y = Vec::new();
@@ -347,7 +364,12 @@ mod tests {
             x.push(v);
             y.push(c);
         }
-        let labels = vec!["a".into(), "b".into(), "c".into()];
+        (x, y, vec!["a".into(), "b".into(), "c".into()])
+    }
+
+    #[test]
+    fn learns_a_separable_problem() {
+        let (x, y, labels) = separable();
         for hidden in [0, 16] {
             let options = TrainOptions {
                 hidden,
@@ -364,5 +386,29 @@ mod tests {
             assert_eq!(head.verdict(&[1.0, 0.0, 0.0, 0.0]).unwrap().class, "a");
             assert_eq!(head.verdict(&[0.0, 0.0, 1.0, 0.1]).unwrap().class, "c");
         }
+    }
+
+    #[test]
+    fn an_ensemble_keeps_distinct_networks_trained_for_the_best_epoch_count() {
+        let (x, y, labels) = separable();
+        let options = TrainOptions {
+            hidden: 8,
+            max_epochs: 30,
+            patience: 5,
+            learning_rate: 1e-2,
+            ensemble: 3,
+            ..TrainOptions::default()
+        };
+        let mut reports = Vec::new();
+        let head = train(&x, &y, labels, "fp".into(), &options, |r| reports.push(r)).unwrap();
+        assert_eq!(head.members.len(), 3);
+        assert_ne!(head.members[0][0].weight, head.members[1][0].weight);
+        assert_ne!(head.members[1][0].weight, head.members[2][0].weight);
+        let best = reports.iter().rfind(|r| r.member == 0).unwrap().best_epoch;
+        for k in 1..=3 {
+            let epochs = reports.iter().filter(|r| r.member == k).count();
+            assert_eq!(epochs, best, "network {k}");
+        }
+        assert_eq!(head.verdict(&[0.0, 1.0, 0.0, 0.0]).unwrap().class, "b");
     }
 }
