@@ -207,9 +207,11 @@ async fn main() {
 
     let q8 = ours(WeightFormat::Q8_0);
     let stored = ours(WeightFormat::AsStored);
-    let base = baseline();
     println!();
-    print("candle quantized_llama (Q4_1)", &base);
+    // `LOCAL_BENCH_NO_BASELINE=1` skips the (slow) baseline, e.g. when profiling.
+    if std::env::var_os("LOCAL_BENCH_NO_BASELINE").is_none() {
+        print("candle quantized_llama (Q4_1)", &baseline());
+    }
     print("ours, weights as stored", &stored);
     print("ours, Q8_0 at load", &q8);
     println!();

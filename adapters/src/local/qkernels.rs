@@ -192,6 +192,26 @@ fn dot_q8_0(w: &[u8], x: &Acts, r: usize) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn matmul_t_avx2(kind: BlockKind, w: &[u8], x: &Acts, out: &mut [f32], row_bytes: usize) {
     let n = x.rows;
+    if kind == BlockKind::Q4_1 && n > 1 {
+        let mut un = Unpacked::default();
+        for (wr, o) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(n)) {
+            un.unpack_q4_1(wr);
+            let mut r = 0;
+            while r < n {
+                let take = (n - r).min(ROWS);
+                let o = &mut o[r..r + take];
+                // SAFETY: `un` holds `x.blocks` unpacked blocks; rows `r..r + take` exist.
+                match take {
+                    4 => unpacked_avx2::<4>(&un, x, r, o),
+                    3 => unpacked_avx2::<3>(&un, x, r, o),
+                    2 => unpacked_avx2::<2>(&un, x, r, o),
+                    _ => unpacked_avx2::<1>(&un, x, r, o),
+                }
+                r += take;
+            }
+        }
+        return;
+    }
     for (wr, o) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(n)) {
         let mut r = 0;
         while r < n {
@@ -287,5 +307,62 @@ unsafe fn q8_0_avx2<const R: usize>(w: &[u8], x: &Acts, r0: usize, out: &mut [f3
     }
     for r in 0..R {
         out[r] = hsum(acc[r]);
+    }
+}
+
+/// One Q4_1 weight row unpacked to one byte per weight, with its scales as f32 (reused by
+/// every activation row of a multi-row matmul).
+#[derive(Debug, Default)]
+struct Unpacked {
+    q: Vec<u8>,
+    d: Vec<f32>,
+    m: Vec<f32>,
+}
+
+impl Unpacked {
+    fn unpack_q4_1(&mut self, w: &[u8]) {
+        let nb = w.len() / 20;
+        self.q.resize(nb * QK, 0);
+        self.d.clear();
+        self.m.clear();
+        for (blk, q) in w.chunks_exact(20).zip(self.q.chunks_exact_mut(QK)) {
+            self.d.push(half_at(blk, 0));
+            self.m.push(half_at(blk, 2));
+            for (j, b) in blk[4..20].iter().enumerate() {
+                q[j] = b & 0x0f;
+                q[j + 16] = b >> 4;
+            }
+        }
+    }
+}
+
+/// An unpacked Q4_1 weight row against activation rows `r0..r0 + R`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn unpacked_avx2<const R: usize>(w: &Unpacked, x: &Acts, r0: usize, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let nb = x.blocks;
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); R];
+    let (xq, xd) = (x.qs.as_ptr(), x.d.as_ptr());
+    let (wq, wd) = (w.q.as_ptr(), w.d.as_ptr());
+    for b in 0..nb {
+        // SAFETY: `w` holds `nb` blocks (32 bytes, one scale each); block `b` of rows
+        // `r0..r0 + R` lies in `x`.
+        let q = _mm256_loadu_si256(wq.add(b * QK) as *const __m256i);
+        let d = _mm256_broadcast_ss(&*wd.add(b));
+        for (r, a) in acc.iter_mut().enumerate() {
+            let i = (r0 + r) * nb + b;
+            let xv = _mm256_loadu_si256(xq.add(i * QK) as *const __m256i);
+            let s = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), ones);
+            let scale = _mm256_mul_ps(d, _mm256_broadcast_ss(&*xd.add(i)));
+            *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *a);
+        }
+    }
+    for r in 0..R {
+        let xs = &x.s[(r0 + r) * nb..(r0 + r + 1) * nb];
+        let m: f32 = w.m.iter().zip(xs).map(|(m, s)| m * s).sum();
+        out[r] = hsum(acc[r]) + m;
     }
 }

@@ -175,9 +175,15 @@ impl QLinear {
         t.par_chunks_mut(chunk * n)
             .zip(w.par_chunks(chunk * row_bytes))
             .for_each(|(o, w)| qkernels::matmul_t(*kind, w, x, o, simd));
-        for (j, col) in t.chunks_exact(n).enumerate() {
-            for (r, v) in col.iter().enumerate() {
-                out[r * self.rows + j] = *v;
+        // Blocked, so that reads and writes both stay in cache.
+        const B: usize = 32;
+        for j0 in (0..self.rows).step_by(B) {
+            let j1 = (j0 + B).min(self.rows);
+            for r in 0..n {
+                let o = &mut out[r * self.rows + j0..r * self.rows + j1];
+                for (k, v) in o.iter_mut().enumerate() {
+                    *v = t[(j0 + k) * n + r];
+                }
             }
         }
         out
