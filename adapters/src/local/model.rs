@@ -192,7 +192,9 @@ impl Config {
 
 fn vector<R: Read + Seek>(ct: &gguf_file::Content, r: &mut R, name: &str) -> Result<Vec<f32>> {
     let t = ct.tensor(r, name, &Device::Cpu)?;
-    Ok(t.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?)
+    Ok(t.dequantize(&Device::Cpu)?
+        .flatten_all()?
+        .to_vec1::<f32>()?)
 }
 
 /// Threads of the model's pool: `CANDLE_NUM_THREADS` (set from `LocalOptions::threads` by the
@@ -285,7 +287,11 @@ impl Llama {
             }
         }
         let logits = self.pool.install(|| self.run(steps))?;
-        Ok(Tensor::from_vec(logits, (steps.len(), self.vocab()?), &Device::Cpu)?)
+        Ok(Tensor::from_vec(
+            logits,
+            (steps.len(), self.vocab()?),
+            &Device::Cpu,
+        )?)
     }
 
     fn run(&self, steps: &mut [Step<'_>]) -> Result<Vec<f32>> {
@@ -323,7 +329,10 @@ impl Llama {
             ops::rms_norm(&x, &layer.attn_norm, cfg.eps, &mut h);
             let mut qkv = layer.qkv.forward(&h, n)?;
             for (row, &(si, pos)) in qkv.chunks_exact_mut(q_dim + 2 * kv_dim).zip(&rows) {
-                let (cos, sin) = (&self.cos[pos * half..][..half], &self.sin[pos * half..][..half]);
+                let (cos, sin) = (
+                    &self.cos[pos * half..][..half],
+                    &self.sin[pos * half..][..half],
+                );
                 ops::rope(&mut row[..q_dim + kv_dim], hd, cos, sin);
                 let (k, v) = row[q_dim..].split_at(kv_dim);
                 steps[si].cache.layers[li].push(k, v, KV_CHUNK * kv_dim);

@@ -88,7 +88,14 @@ pub struct Heads {
 
 /// Attention output of one query row `q` (`n_head · head_dim`) over the first `len` positions
 /// of `kv`, into `out` (same size as `q`). `scores` is scratch.
-pub fn attend(q: &[f32], kv: &LayerKv, len: usize, h: Heads, scores: &mut Vec<f32>, out: &mut [f32]) {
+pub fn attend(
+    q: &[f32],
+    kv: &LayerKv,
+    len: usize,
+    h: Heads,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
     let hd = h.head_dim;
     let kv_dim = h.n_kv_head * hd;
     let group = h.n_head / h.n_kv_head;

@@ -90,7 +90,10 @@ impl Acts {
     /// Quantises `rows` rows of `cols` values (`cols` a multiple of 32): per block,
     /// `d = max|x| / 127`, `q = round(x / d)`.
     pub fn quantize(x: &[f32], rows: usize, cols: usize) -> Acts {
-        assert!(cols % QK == 0 && x.len() == rows * cols, "bad activation shape");
+        assert!(
+            cols.is_multiple_of(QK) && x.len() == rows * cols,
+            "bad activation shape"
+        );
         let blocks = cols / QK;
         let mut a = Acts {
             rows,
@@ -99,7 +102,11 @@ impl Acts {
             d: vec![0.0; rows * blocks],
             s: vec![0.0; rows * blocks],
         };
-        for (i, (xb, qb)) in x.chunks_exact(QK).zip(a.qs.chunks_exact_mut(QK)).enumerate() {
+        for (i, (xb, qb)) in x
+            .chunks_exact(QK)
+            .zip(a.qs.chunks_exact_mut(QK))
+            .enumerate()
+        {
             let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let d = amax / 127.0;
             let id = if d > 0.0 { 1.0 / d } else { 0.0 };
@@ -139,7 +146,10 @@ const ROWS: usize = 4;
 pub fn matmul_t(kind: BlockKind, w: &[u8], x: &Acts, out: &mut [f32], simd: bool) {
     let row_bytes = x.blocks * kind.bytes();
     let n_w = w.len() / row_bytes;
-    assert!(w.len() == n_w * row_bytes && out.len() == n_w * x.rows, "bad matmul shape");
+    assert!(
+        w.len() == n_w * row_bytes && out.len() == n_w * x.rows,
+        "bad matmul shape"
+    );
     assert!(x.qs.len() == x.rows * x.blocks * QK);
     #[cfg(target_arch = "x86_64")]
     if simd && has_simd() {
@@ -166,7 +176,8 @@ fn dot_q4_1(w: &[u8], x: &Acts, r: usize) -> f32 {
         let xq = &x.qs[i * QK..(i + 1) * QK];
         let mut sum = 0i32;
         for (j, q) in blk[4..20].iter().enumerate() {
-            sum += i32::from(q & 0x0f) * i32::from(xq[j]) + i32::from(q >> 4) * i32::from(xq[j + 16]);
+            sum +=
+                i32::from(q & 0x0f) * i32::from(xq[j]) + i32::from(q >> 4) * i32::from(xq[j + 16]);
         }
         acc += half_at(blk, 0) * x.d[i] * sum as f32 + half_at(blk, 2) * x.s[i];
     }
@@ -296,13 +307,13 @@ unsafe fn q8_0_avx2<const R: usize>(w: &[u8], x: &Acts, r0: usize, out: &mut [f3
         let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)));
         let wv = _mm256_loadu_si256(p.add(2) as *const __m256i);
         let aw = _mm256_sign_epi8(wv, wv);
-        for r in 0..R {
+        for (r, a) in acc.iter_mut().enumerate() {
             let i = (r0 + r) * nb + b;
             let xv = _mm256_loadu_si256(xq.add(i * QK) as *const __m256i);
             let sx = _mm256_sign_epi8(xv, wv);
             let s = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones);
             let scale = _mm256_set1_ps(d * x.d[i]);
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[r]);
+            *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *a);
         }
     }
     for r in 0..R {

@@ -58,7 +58,7 @@ impl QLinear {
             d => (1, d.iter().product()),
         };
         if let Some(kind) = kind_of(info.ggml_dtype) {
-            if cols % qkernels::QK == 0 {
+            if cols.is_multiple_of(qkernels::QK) {
                 let size = rows * cols / qkernels::QK * kind.bytes();
                 let mut buf = vec![0u8; size];
                 r.seek(SeekFrom::Start(ct.tensor_data_offset + info.offset))
@@ -72,7 +72,7 @@ impl QLinear {
             t.dtype(),
             GgmlDType::Q4_0 | GgmlDType::Q5_0 | GgmlDType::Q5_1
         );
-        if requant && slow && cols % qkernels::QK == 0 {
+        if requant && slow && cols.is_multiple_of(qkernels::QK) {
             let f = t.dequantize(&Device::Cpu)?;
             let q = QTensor::quantize(&f, GgmlDType::Q8_0)?;
             let buf = q.data()?.into_owned();
@@ -206,7 +206,10 @@ mod tests {
     struct Lcg(u64);
     impl Lcg {
         fn next(&mut self) -> u32 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (self.0 >> 33) as u32
         }
         /// Uniform in [-1, 1).
@@ -254,7 +257,10 @@ mod tests {
         }
         let acts = Acts::quantize(&x, n, cols);
         let layer = QLinear::from_blocks(kind, blocks.clone(), rows, cols);
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
         let pooled = pool.install(|| layer.forward(&x, n).unwrap());
         for simd in [false, true] {
             let mut t = vec![0.0; rows * n];
@@ -281,7 +287,10 @@ mod tests {
                     );
                     // The pooled layer (any path) agrees with this path up to f32 rounding.
                     let p = pooled[r * rows + j] as f64;
-                    assert!((p - got).abs() <= 1e-4 * (got.abs() + 1.0), "pooled {p} vs {got}");
+                    assert!(
+                        (p - got).abs() <= 1e-4 * (got.abs() + 1.0),
+                        "pooled {p} vs {got}"
+                    );
                     err2 += (got - want).powi(2);
                     ref2 += want * want;
                 }
@@ -293,9 +302,15 @@ mod tests {
 
     #[test]
     fn q4_1_matches_the_f32_reference() {
-        for (i, &(rows, cols, n)) in [(1, 32, 1), (37, 96, 1), (65, 576, 3), (130, 64, 9), (17, 1536, 5)]
-            .iter()
-            .enumerate()
+        for (i, &(rows, cols, n)) in [
+            (1, 32, 1),
+            (37, 96, 1),
+            (65, 576, 3),
+            (130, 64, 9),
+            (17, 1536, 5),
+        ]
+        .iter()
+        .enumerate()
         {
             check(BlockKind::Q4_1, rows, cols, n, 7 + i as u64);
         }
