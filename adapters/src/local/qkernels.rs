@@ -206,7 +206,7 @@ unsafe fn matmul_t_avx2(kind: BlockKind, w: &[u8], x: &Acts, out: &mut [f32], ro
     if kind == BlockKind::Q4_1 && n > 1 {
         let mut un = Unpacked::default();
         for (wr, o) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(n)) {
-            un.unpack_q4_1(wr);
+            unpack_q4_1_avx2(&mut un, wr);
             let mut r = 0;
             while r < n {
                 let take = (n - r).min(ROWS);
@@ -323,28 +323,12 @@ unsafe fn q8_0_avx2<const R: usize>(w: &[u8], x: &Acts, r0: usize, out: &mut [f3
 
 /// One Q4_1 weight row unpacked to one byte per weight, with its scales as f32 (reused by
 /// every activation row of a multi-row matmul).
+#[cfg(target_arch = "x86_64")]
 #[derive(Debug, Default)]
 struct Unpacked {
     q: Vec<u8>,
     d: Vec<f32>,
     m: Vec<f32>,
-}
-
-impl Unpacked {
-    fn unpack_q4_1(&mut self, w: &[u8]) {
-        let nb = w.len() / 20;
-        self.q.resize(nb * QK, 0);
-        self.d.clear();
-        self.m.clear();
-        for (blk, q) in w.chunks_exact(20).zip(self.q.chunks_exact_mut(QK)) {
-            self.d.push(half_at(blk, 0));
-            self.m.push(half_at(blk, 2));
-            for (j, b) in blk[4..20].iter().enumerate() {
-                q[j] = b & 0x0f;
-                q[j + 16] = b >> 4;
-            }
-        }
-    }
 }
 
 /// An unpacked Q4_1 weight row against activation rows `r0..r0 + R`.
@@ -375,5 +359,29 @@ unsafe fn unpacked_avx2<const R: usize>(w: &Unpacked, x: &Acts, r0: usize, out: 
         let xs = &x.s[(r0 + r) * nb..(r0 + r + 1) * nb];
         let m: f32 = w.m.iter().zip(xs).map(|(m, s)| m * s).sum();
         out[r] = hsum(acc[r]) + m;
+    }
+}
+
+/// Unpacks one Q4_1 weight row (`w`, whole blocks) into `un`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn unpack_q4_1_avx2(un: &mut Unpacked, w: &[u8]) {
+    use std::arch::x86_64::*;
+    let nb = w.len() / 20;
+    un.q.resize(nb * QK, 0);
+    un.d.resize(nb, 0.0);
+    un.m.resize(nb, 0.0);
+    let mask = _mm256_set1_epi8(0x0f);
+    for b in 0..nb {
+        // SAFETY: block `b` lies in `w` (`nb` whole blocks of 20 bytes) and `un` was sized
+        // for `nb` blocks just above.
+        let p = w.as_ptr().add(b * 20);
+        let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(p as *const i32)));
+        un.d[b] = _mm_cvtss_f32(dm);
+        un.m[b] = _mm_cvtss_f32(_mm_movehdup_ps(dm));
+        let qs = _mm_loadu_si128(p.add(4) as *const __m128i);
+        let q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), mask);
+        _mm256_storeu_si256(un.q.as_mut_ptr().add(b * QK) as *mut __m256i, q);
     }
 }
