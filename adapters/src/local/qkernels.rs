@@ -266,7 +266,7 @@ unsafe fn q4_1_avx2<const R: usize>(w: &[u8], x: &Acts, r0: usize, out: &mut [f3
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); R];
     let mut macc = [0.0f32; R];
-    let xq = x.qs.as_ptr();
+    let (xq, xd, xs) = (x.qs.as_ptr(), x.d.as_ptr(), x.s.as_ptr());
     for b in 0..nb {
         // SAFETY: block `b` lies in `w` (nb blocks of 20 bytes) and block `b` of rows
         // `r0..r0 + R` lies in `x.qs`; unaligned loads are used throughout.
@@ -280,9 +280,9 @@ unsafe fn q4_1_avx2<const R: usize>(w: &[u8], x: &Acts, r0: usize, out: &mut [f3
             let i = (r0 + r) * nb + b;
             let xv = _mm256_loadu_si256(xq.add(i * QK) as *const __m256i);
             let s = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), ones);
-            let scale = _mm256_set1_ps(d * x.d[i]);
+            let scale = _mm256_set1_ps(d * *xd.add(i));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[r]);
-            macc[r] += m * x.s[i];
+            macc[r] += m * *xs.add(i);
         }
     }
     for r in 0..R {
@@ -299,7 +299,7 @@ unsafe fn q8_0_avx2<const R: usize>(w: &[u8], x: &Acts, r0: usize, out: &mut [f3
     let nb = x.blocks;
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); R];
-    let xq = x.qs.as_ptr();
+    let (xq, xd) = (x.qs.as_ptr(), x.d.as_ptr());
     for b in 0..nb {
         // SAFETY: as in `q4_1_avx2`, with blocks of 34 bytes.
         let p = w.as_ptr().add(b * 34);
@@ -312,7 +312,7 @@ unsafe fn q8_0_avx2<const R: usize>(w: &[u8], x: &Acts, r0: usize, out: &mut [f3
             let xv = _mm256_loadu_si256(xq.add(i * QK) as *const __m256i);
             let sx = _mm256_sign_epi8(xv, wv);
             let s = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones);
-            let scale = _mm256_set1_ps(d * x.d[i]);
+            let scale = _mm256_set1_ps(d * *xd.add(i));
             *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *a);
         }
     }
