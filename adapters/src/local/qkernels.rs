@@ -137,8 +137,16 @@ pub fn has_simd() -> bool {
     }
 }
 
-/// Activation rows handled together per weight row (the unpacked weights are reused).
-const ROWS: usize = 4;
+/// Activation rows handled together per weight row (the unpacked weights are reused): 8, 4,
+/// 2 or 1, the largest that fits in `left`.
+fn group(left: usize) -> usize {
+    match left {
+        8.. => 8,
+        4..=7 => 4,
+        2 | 3 => 2,
+        _ => 1,
+    }
+}
 
 /// `out[j · x.rows + r] = Σ_k W[j,k] · x[r,k]` for every weight row `j` of `w` (whole rows of
 /// `kind` blocks, `x.blocks` per row) and every activation row `r`. `simd` picks the AVX2 path;
@@ -209,12 +217,12 @@ unsafe fn matmul_t_avx2(kind: BlockKind, w: &[u8], x: &Acts, out: &mut [f32], ro
             unpack_q4_1_avx2(&mut un, wr);
             let mut r = 0;
             while r < n {
-                let take = (n - r).min(ROWS);
+                let take = group(n - r);
                 let o = &mut o[r..r + take];
                 // SAFETY: `un` holds `x.blocks` unpacked blocks; rows `r..r + take` exist.
                 match take {
+                    8 => unpacked_avx2::<8>(&un, x, r, o),
                     4 => unpacked_avx2::<4>(&un, x, r, o),
-                    3 => unpacked_avx2::<3>(&un, x, r, o),
                     2 => unpacked_avx2::<2>(&un, x, r, o),
                     _ => unpacked_avx2::<1>(&un, x, r, o),
                 }
@@ -226,17 +234,17 @@ unsafe fn matmul_t_avx2(kind: BlockKind, w: &[u8], x: &Acts, out: &mut [f32], ro
     for (wr, o) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(n)) {
         let mut r = 0;
         while r < n {
-            let take = (n - r).min(ROWS);
+            let take = group(n - r);
             let o = &mut o[r..r + take];
             // SAFETY (all arms): `wr` holds `x.blocks` whole blocks and rows `r..r + take` of
             // `x` exist (shapes checked by the caller).
             match (kind, take) {
+                (BlockKind::Q4_1, 8) => q4_1_avx2::<8>(wr, x, r, o),
                 (BlockKind::Q4_1, 4) => q4_1_avx2::<4>(wr, x, r, o),
-                (BlockKind::Q4_1, 3) => q4_1_avx2::<3>(wr, x, r, o),
                 (BlockKind::Q4_1, 2) => q4_1_avx2::<2>(wr, x, r, o),
                 (BlockKind::Q4_1, _) => q4_1_avx2::<1>(wr, x, r, o),
+                (BlockKind::Q8_0, 8) => q8_0_avx2::<8>(wr, x, r, o),
                 (BlockKind::Q8_0, 4) => q8_0_avx2::<4>(wr, x, r, o),
-                (BlockKind::Q8_0, 3) => q8_0_avx2::<3>(wr, x, r, o),
                 (BlockKind::Q8_0, 2) => q8_0_avx2::<2>(wr, x, r, o),
                 (BlockKind::Q8_0, _) => q8_0_avx2::<1>(wr, x, r, o),
             }
