@@ -1,5 +1,7 @@
 //! The f32 parts of the llama forward pass on plain slices: RMS norm, rotary embedding (GGUF's
 //! interleaved pairs), SiLU gating, and causal grouped-query attention against a KV cache.
+//! Attention is compiled twice, with AVX2 + FMA (chosen at run time) and portable.
+#![allow(unsafe_code)]
 
 /// Keys and values of one layer of one sequence, position after position (`[pos][kv_dim]`).
 #[derive(Debug, Default)]
@@ -60,7 +62,7 @@ pub fn silu_mul(gu: &[f32], ff: usize) -> Vec<f32> {
     out
 }
 
-#[inline]
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -89,6 +91,37 @@ pub struct Heads {
 /// Attention output of one query row `q` (`n_head · head_dim`) over the first `len` positions
 /// of `kv`, into `out` (same size as `q`). `scores` is scratch.
 pub fn attend(
+    q: &[f32],
+    kv: &LayerKv,
+    len: usize,
+    h: Heads,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above); the body is safe Rust.
+        unsafe { attend_avx2(q, kv, len, h, scores, out) };
+        return;
+    }
+    attend_body(q, kv, len, h, scores, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attend_avx2(
+    q: &[f32],
+    kv: &LayerKv,
+    len: usize,
+    h: Heads,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    attend_body(q, kv, len, h, scores, out)
+}
+
+#[inline(always)]
+fn attend_body(
     q: &[f32],
     kv: &LayerKv,
     len: usize,
