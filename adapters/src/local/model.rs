@@ -3,15 +3,28 @@
 //! per weight (weights are read once per step, whatever the batch), attention runs per sequence
 //! against that sequence's own KV cache. Prefill (many tokens of one sequence) and decode (one
 //! token each of many sequences) are the same call.
+//!
+//! The weights stay in their GGUF block format ([`qmatmul::QLinear`]); Q4_1 and Q8_0 go through
+//! this crate's integer kernels ([`qkernels`]), on a small rayon pool of its own. Everything
+//! else (norms, rotary embedding, attention) runs on plain `f32` slices ([`ops`]).
 
 use std::io::{Read, Seek};
-use std::sync::Arc;
 
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::kv_cache::KvCache;
+use candle_core::quantized::gguf_file;
+use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
 
 use super::LocalError;
+
+#[path = "ops.rs"]
+mod ops;
+#[path = "qkernels.rs"]
+pub mod qkernels;
+#[path = "qmatmul.rs"]
+pub mod qmatmul;
+
+use ops::{Heads, LayerKv};
+use qmatmul::QLinear;
 
 type Result<T> = std::result::Result<T, LocalError>;
 
@@ -23,7 +36,8 @@ const KV_CHUNK: usize = 128;
 pub enum WeightFormat {
     /// As stored in the file.
     AsStored,
-    /// 4- and 5-bit formats without a fast CPU kernel are re-quantised to Q8_0 at load.
+    /// 4- and 5-bit formats without a fast CPU kernel (Q4_0, Q5_0, Q5_1; not Q4_1) are
+    /// re-quantised to Q8_0 at load.
     Q8_0,
 }
 
@@ -40,36 +54,72 @@ pub struct Config {
     pub rope_base: f32,
 }
 
+/// Projections that share their input: one fused layer when their formats allow.
+#[derive(Debug)]
+enum Proj {
+    Fused(QLinear),
+    Split(Vec<QLinear>),
+}
+
+impl Proj {
+    fn new(parts: Vec<QLinear>) -> Proj {
+        match QLinear::concat(parts) {
+            Ok(l) => Proj::Fused(l),
+            Err(parts) => Proj::Split(parts),
+        }
+    }
+
+    /// `n × Σrows`: each part's outputs side by side.
+    fn forward(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
+        let parts = match self {
+            Proj::Fused(l) => return l.forward(x, n),
+            Proj::Split(parts) => parts,
+        };
+        let total: usize = parts.iter().map(|p| p.rows).sum();
+        let mut out = vec![0.0; n * total];
+        let mut col = 0;
+        for p in parts {
+            let y = p.forward(x, n)?;
+            for (o, y) in out.chunks_exact_mut(total).zip(y.chunks_exact(p.rows)) {
+                o[col..col + p.rows].copy_from_slice(y);
+            }
+            col += p.rows;
+        }
+        Ok(out)
+    }
+}
+
 #[derive(Debug)]
 struct Layer {
-    attn_norm: Tensor,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
-    wo: QMatMul,
-    ffn_norm: Tensor,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    attn_norm: Vec<f32>,
+    /// Q, K and V.
+    qkv: Proj,
+    wo: QLinear,
+    ffn_norm: Vec<f32>,
+    /// Gate and up.
+    gate_up: Proj,
+    down: QLinear,
 }
 
 /// The weights, shared by every sequence.
 #[derive(Debug)]
 pub struct Llama {
     pub cfg: Config,
-    embed: Arc<QTensor>,
+    embed: QLinear,
+    /// `None`: tied to the embedding.
+    output: Option<QLinear>,
     layers: Vec<Layer>,
-    norm: Tensor,
-    output: QMatMul,
-    cos: Tensor,
-    sin: Tensor,
-    device: Device,
+    norm: Vec<f32>,
+    /// `cos` and `sin` of the rotary angles, `[position][head_dim / 2]`.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    pool: rayon::ThreadPool,
 }
 
 /// One sequence's attention state.
 #[derive(Debug)]
 pub struct SeqCache {
-    layers: Vec<KvCache>,
+    layers: Vec<LayerKv>,
     len: usize,
 }
 
@@ -140,23 +190,21 @@ impl Config {
     }
 }
 
-fn load<R: Read + Seek>(
-    ct: &gguf_file::Content,
-    r: &mut R,
-    name: &str,
-    format: WeightFormat,
-    device: &Device,
-) -> Result<QTensor> {
-    let t = ct.tensor(r, name, device)?;
-    let slow = matches!(
-        t.dtype(),
-        GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1
-    );
-    if format == WeightFormat::Q8_0 && slow {
-        let f = t.dequantize(device)?;
-        return Ok(QTensor::quantize(&f, GgmlDType::Q8_0)?);
-    }
-    Ok(t)
+fn vector<R: Read + Seek>(ct: &gguf_file::Content, r: &mut R, name: &str) -> Result<Vec<f32>> {
+    let t = ct.tensor(r, name, &Device::Cpu)?;
+    Ok(t.dequantize(&Device::Cpu)?
+        .flatten_all()?
+        .to_vec1::<f32>()?)
+}
+
+/// Threads of the model's pool: `CANDLE_NUM_THREADS` (set from `LocalOptions::threads` by the
+/// backend), else 2.
+fn threads() -> usize {
+    std::env::var("CANDLE_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(2)
 }
 
 impl Llama {
@@ -165,59 +213,60 @@ impl Llama {
         r: &mut R,
         format: WeightFormat,
     ) -> Result<Self> {
-        let device = Device::Cpu;
         let cfg = Config::from_gguf(ct)?;
-        let mut q = |name: &str| load(ct, r, name, format, &device);
-        let embed = Arc::new(q("token_embd.weight")?);
-        let output = match q("output.weight") {
-            Ok(t) => QMatMul::from_qtensor(t)?,
-            // Tied embeddings: the output projection shares the embedding's memory.
-            Err(_) => QMatMul::from_arc(Arc::clone(&embed))?,
+        let requant = format == WeightFormat::Q8_0;
+        let mut q = |name: &str| QLinear::load(ct, r, name, requant);
+        let embed = q("token_embd.weight")?;
+        let output = if ct.tensor_infos.contains_key("output.weight") {
+            Some(q("output.weight")?)
+        } else {
+            None
         };
-        let norm = q("output_norm.weight")?.dequantize(&device)?;
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
-            let mut w = |s: &str| q(&format!("blk.{i}.{s}.weight"));
-            let mm = |t: QTensor| QMatMul::from_qtensor(t);
+            let mut w = |s: &str| QLinear::load(ct, r, &format!("blk.{i}.{s}.weight"), requant);
+            let qkv = Proj::new(vec![w("attn_q")?, w("attn_k")?, w("attn_v")?]);
+            let wo = w("attn_output")?;
+            let gate_up = Proj::new(vec![w("ffn_gate")?, w("ffn_up")?]);
+            let down = w("ffn_down")?;
             layers.push(Layer {
-                attn_norm: w("attn_norm")?.dequantize(&device)?,
-                wq: mm(w("attn_q")?)?,
-                wk: mm(w("attn_k")?)?,
-                wv: mm(w("attn_v")?)?,
-                wo: mm(w("attn_output")?)?,
-                ffn_norm: w("ffn_norm")?.dequantize(&device)?,
-                gate: mm(w("ffn_gate")?)?,
-                up: mm(w("ffn_up")?)?,
-                down: mm(w("ffn_down")?)?,
+                attn_norm: vector(ct, r, &format!("blk.{i}.attn_norm.weight"))?,
+                qkv,
+                wo,
+                ffn_norm: vector(ct, r, &format!("blk.{i}.ffn_norm.weight"))?,
+                gate_up,
+                down,
             });
         }
+        let norm = vector(ct, r, "output_norm.weight")?;
         let half = cfg.head_dim / 2;
         let inv: Vec<f32> = (0..half)
             .map(|i| 1.0 / cfg.rope_base.powf(2.0 * i as f32 / cfg.head_dim as f32))
             .collect();
-        let inv = Tensor::from_vec(inv, (1, half), &device)?;
-        let pos = Tensor::arange(0u32, cfg.context as u32, &device)?
-            .to_dtype(DType::F32)?
-            .reshape((cfg.context, 1))?;
-        let angles = pos.matmul(&inv)?;
+        let angles: Vec<f32> = (0..cfg.context)
+            .flat_map(|p| inv.iter().map(move |f| p as f32 * f))
+            .collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads())
+            .thread_name(|i| format!("local-model-{i}"))
+            .build()
+            .map_err(|e| LocalError::Model(format!("thread pool: {e}")))?;
         Ok(Llama {
             cfg,
             embed,
+            output,
             layers,
             norm,
-            output,
-            cos: angles.cos()?,
-            sin: angles.sin()?,
-            device,
+            cos: angles.iter().map(|a| a.cos()).collect(),
+            sin: angles.iter().map(|a| a.sin()).collect(),
+            pool,
         })
     }
 
     /// An empty cache for a new sequence.
     pub fn new_cache(&self) -> SeqCache {
         SeqCache {
-            layers: (0..self.cfg.n_layer)
-                .map(|_| KvCache::new(1, KV_CHUNK))
-                .collect(),
+            layers: (0..self.cfg.n_layer).map(|_| LayerKv::default()).collect(),
             len: 0,
         }
     }
@@ -226,8 +275,6 @@ impl Llama {
     /// `[steps, vocab]`. Every step needs at least one token.
     pub fn forward(&self, steps: &mut [Step<'_>]) -> Result<Tensor> {
         let cfg = &self.cfg;
-        let mut ids = Vec::new();
-        let mut last = Vec::with_capacity(steps.len());
         for s in steps.iter() {
             if s.tokens.is_empty() {
                 return Err(LocalError::Model("empty forward step".into()));
@@ -238,96 +285,85 @@ impl Llama {
                     context: cfg.context,
                 });
             }
-            ids.extend_from_slice(s.tokens);
-            last.push(ids.len() as u32 - 1);
         }
-        let n = ids.len();
-        let ids = Tensor::from_vec(ids, n, &self.device)?;
-        let mut x = self.embed.embedding(&ids)?;
-        for (li, layer) in self.layers.iter().enumerate() {
-            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, cfg.eps)?;
-            let q = layer.wq.forward(&h)?;
-            let k = layer.wk.forward(&h)?;
-            let v = layer.wv.forward(&h)?;
-            let mut outs = Vec::with_capacity(steps.len());
-            let mut offset = 0;
-            for s in steps.iter_mut() {
-                let t = s.tokens.len();
-                let y = self.attend(li, s.cache, offset, t, (&q, &k, &v))?;
-                outs.push(y);
-                offset += t;
+        let logits = self.pool.install(|| self.run(steps))?;
+        Ok(Tensor::from_vec(
+            logits,
+            (steps.len(), self.vocab()?),
+            &Device::Cpu,
+        )?)
+    }
+
+    fn run(&self, steps: &mut [Step<'_>]) -> Result<Vec<f32>> {
+        let cfg = &self.cfg;
+        let (dim, hd) = (cfg.dim, cfg.head_dim);
+        let kv_dim = cfg.n_kv_head * hd;
+        let q_dim = cfg.n_head * hd;
+        let heads = Heads {
+            n_head: cfg.n_head,
+            n_kv_head: cfg.n_kv_head,
+            head_dim: hd,
+        };
+        // Per batch row: its step and its position.
+        let mut rows = Vec::new();
+        let mut last = Vec::with_capacity(steps.len());
+        for (si, s) in steps.iter_mut().enumerate() {
+            for l in s.cache.layers.iter_mut() {
+                l.truncate(s.cache.len, kv_dim);
             }
-            let y = if outs.len() == 1 {
-                outs.remove(0)
-            } else {
-                Tensor::cat(&outs, 0)?
-            };
-            x = (x + layer.wo.forward(&y)?)?;
-            let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, cfg.eps)?;
-            let g = candle_nn::ops::silu(&layer.gate.forward(&h)?)?;
-            let u = layer.up.forward(&h)?;
-            x = (x + layer.down.forward(&(g * u)?)?)?;
+            rows.extend((0..s.tokens.len()).map(|i| (si, s.cache.len + i)));
+            last.push(rows.len() - 1);
+        }
+        let n = rows.len();
+        let mut x = vec![0.0; n * dim];
+        let ids = steps.iter().flat_map(|s| s.tokens.iter());
+        for (xr, id) in x.chunks_exact_mut(dim).zip(ids) {
+            if *id as usize >= self.embed.rows {
+                return Err(LocalError::Model(format!("token id {id} out of range")));
+            }
+            self.embed.row(*id as usize, xr)?;
+        }
+        let mut h = vec![0.0; n * dim];
+        let half = hd / 2;
+        for (li, layer) in self.layers.iter().enumerate() {
+            ops::rms_norm(&x, &layer.attn_norm, cfg.eps, &mut h);
+            let mut qkv = layer.qkv.forward(&h, n)?;
+            for (row, &(si, pos)) in qkv.chunks_exact_mut(q_dim + 2 * kv_dim).zip(&rows) {
+                let (cos, sin) = (
+                    &self.cos[pos * half..][..half],
+                    &self.sin[pos * half..][..half],
+                );
+                ops::rope(&mut row[..q_dim + kv_dim], hd, cos, sin);
+                let (k, v) = row[q_dim..].split_at(kv_dim);
+                steps[si].cache.layers[li].push(k, v, KV_CHUNK * kv_dim);
+            }
+            let caches: Vec<&LayerKv> = steps.iter().map(|s| &s.cache.layers[li]).collect();
+            let mut y = vec![0.0; n * q_dim];
+            y.par_chunks_mut(q_dim)
+                .zip(qkv.par_chunks(q_dim + 2 * kv_dim))
+                .zip(rows.par_iter())
+                .for_each_init(Vec::new, |scores, ((y, qkv), &(si, pos))| {
+                    ops::attend(&qkv[..q_dim], caches[si], pos + 1, heads, scores, y);
+                });
+            add(&mut x, &layer.wo.forward(&y, n)?);
+            ops::rms_norm(&x, &layer.ffn_norm, cfg.eps, &mut h);
+            let gu = layer.gate_up.forward(&h, n)?;
+            let act = ops::silu_mul(&gu, gu.len() / n / 2);
+            add(&mut x, &layer.down.forward(&act, n)?);
         }
         for s in steps.iter_mut() {
             s.cache.len += s.tokens.len();
         }
-        let last = Tensor::from_vec(last, steps.len(), &self.device)?;
-        let x = x.index_select(&last, 0)?;
-        let x = candle_nn::ops::rms_norm(&x, &self.norm, cfg.eps)?;
-        Ok(self.output.forward(&x)?)
-    }
-
-    /// Attention of one sequence's `t` new rows (at `offset` in the batch) in layer `li`.
-    fn attend(
-        &self,
-        li: usize,
-        cache: &mut SeqCache,
-        offset: usize,
-        t: usize,
-        (q, k, v): (&Tensor, &Tensor, &Tensor),
-    ) -> Result<Tensor> {
-        let cfg = &self.cfg;
-        let (nh, nkv, hd) = (cfg.n_head, cfg.n_kv_head, cfg.head_dim);
-        let pos = cache.len;
-        let cos = self.cos.narrow(0, pos, t)?;
-        let sin = self.sin.narrow(0, pos, t)?;
-        let heads = |x: &Tensor, n: usize| -> Result<Tensor> {
-            Ok(x.narrow(0, offset, t)?
-                .reshape((1, t, n, hd))?
-                .transpose(1, 2)?
-                .contiguous()?)
-        };
-        let qh = candle_nn::rotary_emb::rope_i(&heads(q, nh)?, &cos, &sin)?;
-        let kh = candle_nn::rotary_emb::rope_i(&heads(k, nkv)?, &cos, &sin)?;
-        let vh = heads(v, nkv)?;
-        let (kc, vc) = cache.layers[li].append(&kh.squeeze(0)?, &vh.squeeze(0)?)?;
-        let len = pos + t;
-        // Grouped-query attention without copying K/V: the query heads sharing a KV head are
-        // stacked along the row axis, `[nkv, group * t, hd]`.
-        let group = nh / nkv;
-        let qg = qh.reshape((nkv, group * t, hd))?;
-        let scale = 1.0 / (hd as f64).sqrt();
-        let att = (qg.matmul(&kc.t()?)? * scale)?;
-        let att = if t > 1 {
-            let mask: Vec<f32> = (0..t)
-                .flat_map(|i| {
-                    (0..len).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 })
-                })
-                .collect();
-            let mask = Tensor::from_vec(mask, (1, 1, t, len), &self.device)?;
-            att.reshape((nkv, group, t, len))?
-                .broadcast_add(&mask)?
-                .reshape((nkv, group * t, len))?
-        } else {
-            att
-        };
-        let att = candle_nn::ops::softmax_last_dim(&att)?;
-        let y = att.matmul(&vc)?; // [nkv, group * t, hd]
-        let y = y
-            .reshape((nh, t, hd))?
-            .transpose(0, 1)?
-            .reshape((t, nh * hd))?;
-        Ok(y)
+        let xl: Vec<f32> = last
+            .iter()
+            .flat_map(|&i| x[i * dim..(i + 1) * dim].iter().copied())
+            .collect();
+        let mut hl = vec![0.0; xl.len()];
+        ops::rms_norm(&xl, &self.norm, cfg.eps, &mut hl);
+        self.output
+            .as_ref()
+            .unwrap_or(&self.embed)
+            .forward(&hl, last.len())
     }
 
     /// Logits as a plain vector (one row of [`Llama::forward`]'s result).
@@ -337,6 +373,12 @@ impl Llama {
 
     /// Vocabulary size of the output layer.
     pub fn vocab(&self) -> Result<usize> {
-        Ok(self.embed.shape().dims2()?.0)
+        Ok(self.output.as_ref().unwrap_or(&self.embed).rows)
+    }
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
     }
 }

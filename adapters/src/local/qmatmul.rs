@@ -1,0 +1,360 @@
+//! A linear layer over block-quantised GGUF weights, kept as stored: [`QLinear`]. Formats with a
+//! kernel in [`super::qkernels`] (Q4_1, Q8_0) run there, split by output columns over the
+//! current rayon pool; any other format falls back to candle's `QMatMul`.
+
+use std::io::{Read, Seek, SeekFrom};
+
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
+use rayon::prelude::*;
+
+use super::qkernels::{self, Acts, BlockKind};
+use super::LocalError;
+
+type Result<T> = std::result::Result<T, LocalError>;
+
+#[derive(Debug)]
+enum Weights {
+    /// Raw blocks, row after row.
+    Blocks(BlockKind, Vec<u8>),
+    Candle(QMatMul),
+}
+
+/// `y = x · Wᵀ` for `W` of `rows × cols` (GGUF's `[cols, rows]`).
+#[derive(Debug)]
+pub struct QLinear {
+    pub rows: usize,
+    pub cols: usize,
+    w: Weights,
+}
+
+/// Output columns per parallel task, at least.
+const MIN_CHUNK: usize = 16;
+
+fn kind_of(dtype: GgmlDType) -> Option<BlockKind> {
+    match dtype {
+        GgmlDType::Q4_1 => Some(BlockKind::Q4_1),
+        GgmlDType::Q8_0 => Some(BlockKind::Q8_0),
+        _ => None,
+    }
+}
+
+impl QLinear {
+    /// Reads tensor `name`. With `requant`, 4- and 5-bit formats without a kernel here are
+    /// re-quantised to Q8_0 (which has one).
+    pub fn load<R: Read + Seek>(
+        ct: &gguf_file::Content,
+        r: &mut R,
+        name: &str,
+        requant: bool,
+    ) -> Result<QLinear> {
+        let info = ct
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| LocalError::Model(format!("GGUF has no tensor {name}")))?;
+        // candle holds GGUF dims reversed: `[rows, cols]`, row-major.
+        let (rows, cols) = match info.shape.dims() {
+            [rows, cols] => (*rows, *cols),
+            d => (1, d.iter().product()),
+        };
+        if let Some(kind) = kind_of(info.ggml_dtype) {
+            if cols.is_multiple_of(qkernels::QK) {
+                let size = rows * cols / qkernels::QK * kind.bytes();
+                let mut buf = vec![0u8; size];
+                r.seek(SeekFrom::Start(ct.tensor_data_offset + info.offset))
+                    .and_then(|_| r.read_exact(&mut buf))
+                    .map_err(|e| LocalError::Model(format!("reading {name}: {e}")))?;
+                return Ok(QLinear::from_blocks(kind, buf, rows, cols));
+            }
+        }
+        let t = ct.tensor(r, name, &Device::Cpu)?;
+        let slow = matches!(
+            t.dtype(),
+            GgmlDType::Q4_0 | GgmlDType::Q5_0 | GgmlDType::Q5_1
+        );
+        if requant && slow && cols.is_multiple_of(qkernels::QK) {
+            let f = t.dequantize(&Device::Cpu)?;
+            let q = QTensor::quantize(&f, GgmlDType::Q8_0)?;
+            let buf = q.data()?.into_owned();
+            return Ok(QLinear::from_blocks(BlockKind::Q8_0, buf, rows, cols));
+        }
+        Ok(QLinear {
+            rows,
+            cols,
+            w: Weights::Candle(QMatMul::from_qtensor(t)?),
+        })
+    }
+
+    /// A layer over raw blocks (`rows` rows of `cols / 32` blocks).
+    pub fn from_blocks(kind: BlockKind, blocks: Vec<u8>, rows: usize, cols: usize) -> QLinear {
+        QLinear {
+            rows,
+            cols,
+            w: Weights::Blocks(kind, blocks),
+        }
+    }
+
+    /// One layer whose rows are those of `parts` in turn, when they share a block format.
+    pub fn concat(parts: Vec<QLinear>) -> std::result::Result<QLinear, Vec<QLinear>> {
+        let first = match parts.first().map(|p| &p.w) {
+            Some(Weights::Blocks(k, _)) => *k,
+            _ => return Err(parts),
+        };
+        let same = parts.iter().all(|p| {
+            p.cols == parts[0].cols && matches!(&p.w, Weights::Blocks(k, _) if *k == first)
+        });
+        if !same {
+            return Err(parts);
+        }
+        let rows = parts.iter().map(|p| p.rows).sum();
+        let cols = parts[0].cols;
+        let mut all = Vec::new();
+        for p in parts {
+            if let Weights::Blocks(_, b) = p.w {
+                all.extend_from_slice(&b);
+            }
+        }
+        Ok(QLinear::from_blocks(first, all, rows, cols))
+    }
+
+    /// Row `i` of the weights, dequantised (embedding lookup).
+    pub fn row(&self, i: usize, out: &mut [f32]) -> Result<()> {
+        match &self.w {
+            Weights::Blocks(kind, b) => {
+                let n = self.cols / qkernels::QK * kind.bytes();
+                qkernels::dequantize_row(*kind, &b[i * n..(i + 1) * n], out);
+            }
+            Weights::Candle(m) => {
+                let QMatMul::QTensor(t) = m else {
+                    return Err(LocalError::Model("unsupported embedding format".into()));
+                };
+                let f = t.dequantize(&Device::Cpu)?.get(i)?.to_vec1::<f32>()?;
+                out.copy_from_slice(&f);
+            }
+        }
+        Ok(())
+    }
+
+    /// `x` is `n × cols` (row-major); returns `n × rows`. Parallel over the current rayon pool.
+    pub fn forward(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
+        match &self.w {
+            Weights::Blocks(..) => Ok(self.forward_q(&Acts::quantize(x, n, self.cols))),
+            Weights::Candle(m) => {
+                let t = Tensor::from_slice(x, (n, self.cols), &Device::Cpu)?;
+                Ok(m.forward(&t)?.flatten_all()?.to_vec1::<f32>()?)
+            }
+        }
+    }
+
+    /// Whether [`QLinear::forward_q`] can be used.
+    pub fn takes_acts(&self) -> bool {
+        matches!(self.w, Weights::Blocks(..))
+    }
+
+    /// As [`QLinear::forward`] on activations already quantised (block formats only; other
+    /// formats give zeros).
+    pub fn forward_q(&self, x: &Acts) -> Vec<f32> {
+        let n = x.rows;
+        let mut out = vec![0.0; n * self.rows];
+        let Weights::Blocks(kind, w) = &self.w else {
+            return out;
+        };
+        let row_bytes = self.cols / qkernels::QK * kind.bytes();
+        let threads = rayon::current_num_threads().max(1);
+        // A few tasks per thread so a thread slowed by others on the machine is caught up.
+        let chunk = (self.rows / (threads * 4)).max(MIN_CHUNK);
+        let simd = qkernels::has_simd();
+        if n == 1 {
+            out.par_chunks_mut(chunk)
+                .zip(w.par_chunks(chunk * row_bytes))
+                .for_each(|(o, w)| qkernels::matmul_t(*kind, w, x, o, simd));
+            return out;
+        }
+        // Computed transposed (`rows × n`, so each task owns one slice), then transposed back.
+        let mut t = vec![0.0; n * self.rows];
+        t.par_chunks_mut(chunk * n)
+            .zip(w.par_chunks(chunk * row_bytes))
+            .for_each(|(o, w)| qkernels::matmul_t(*kind, w, x, o, simd));
+        // Blocked, so that reads and writes both stay in cache.
+        const B: usize = 32;
+        for j0 in (0..self.rows).step_by(B) {
+            let j1 = (j0 + B).min(self.rows);
+            for r in 0..n {
+                let o = &mut out[r * self.rows + j0..r * self.rows + j1];
+                for (k, v) in o.iter_mut().enumerate() {
+                    *v = t[(j0 + k) * n + r];
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The kernels against a plain f32 reference (weights dequantised, activations not
+    //! quantised), on random data with ragged shapes, on the AVX2 and the portable path.
+    //!
+    //! Tolerance: quantising an activation block to 8 bits moves each value by at most
+    //! `d/2 = max|x|/254`, so by Cauchy-Schwarz `|y - y_ref| ≤ ‖w‖·‖e‖` with
+    //! `‖e‖² ≤ Σ_blocks 32·(d/2)²`. Each output is checked against that bound (plus 1e-4
+    //! relative for f32 sums), and the RMS error over all outputs against 5% of the RMS output
+    //! (random data with 8x outliers gives about 3%: block scales follow the outliers).
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u32 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) as u32
+        }
+        /// Uniform in [-1, 1).
+        fn f(&mut self) -> f32 {
+            self.next() as f32 / (1u64 << 30) as f32 - 1.0
+        }
+    }
+
+    /// f32 to f16 bits (normal range, truncating): enough for test scales.
+    fn f16_bits(v: f32) -> [u8; 2] {
+        let b = v.to_bits();
+        let sign = (b >> 16) & 0x8000;
+        let exp = ((b >> 23) & 0xff) as i32 - 127 + 15;
+        assert!((1..31).contains(&exp), "{v} out of f16's normal range");
+        ((sign | ((exp as u32) << 10) | ((b >> 13) & 0x3ff)) as u16).to_le_bytes()
+    }
+
+    fn random_blocks(kind: BlockKind, rows: usize, cols: usize, g: &mut Lcg) -> Vec<u8> {
+        let mut out = Vec::new();
+        for _ in 0..rows * cols / qkernels::QK {
+            let d = 0.001 + 0.05 * g.f().abs();
+            out.extend_from_slice(&f16_bits(d));
+            match kind {
+                BlockKind::Q4_1 => {
+                    out.extend_from_slice(&f16_bits(-(0.01 + 0.4 * g.f().abs())));
+                    out.extend((0..16).map(|_| g.next() as u8));
+                }
+                BlockKind::Q8_0 => out.extend((0..32).map(|_| (g.next() % 255) as u8 ^ 0x80)),
+            }
+        }
+        out
+    }
+
+    fn check(kind: BlockKind, rows: usize, cols: usize, n: usize, seed: u64) {
+        let mut g = Lcg(seed);
+        let blocks = random_blocks(kind, rows, cols, &mut g);
+        // Activations with a few outliers, as real ones have.
+        let x: Vec<f32> = (0..n * cols)
+            .map(|i| g.f() * if i % 37 == 0 { 8.0 } else { 1.0 })
+            .collect();
+        let rb = cols / qkernels::QK * kind.bytes();
+        let mut w = vec![0.0; rows * cols];
+        for (j, wr) in w.chunks_exact_mut(cols).enumerate() {
+            qkernels::dequantize_row(kind, &blocks[j * rb..(j + 1) * rb], wr);
+        }
+        let acts = Acts::quantize(&x, n, cols);
+        let layer = QLinear::from_blocks(kind, blocks.clone(), rows, cols);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let pooled = pool.install(|| layer.forward(&x, n).unwrap());
+        for simd in [false, true] {
+            let mut t = vec![0.0; rows * n];
+            qkernels::matmul_t(kind, &blocks, &acts, &mut t, simd);
+            let (mut err2, mut ref2) = (0.0f64, 0.0f64);
+            for r in 0..n {
+                let xr = &x[r * cols..(r + 1) * cols];
+                let e2: f64 = xr
+                    .chunks(32)
+                    .map(|b| {
+                        let d = b.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64 / 127.0;
+                        32.0 * (d / 2.0) * (d / 2.0)
+                    })
+                    .sum();
+                for j in 0..rows {
+                    let wr = &w[j * cols..(j + 1) * cols];
+                    let want: f64 = wr.iter().zip(xr).map(|(a, b)| *a as f64 * *b as f64).sum();
+                    let wn = wr.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+                    let got = t[j * n + r] as f64;
+                    let bound = wn * e2.sqrt() + 1e-4 * (want.abs() + 1.0);
+                    assert!(
+                        (got - want).abs() <= bound,
+                        "{kind:?} simd={simd} {rows}x{cols} n={n} [{r},{j}]: {got} vs {want} (bound {bound})"
+                    );
+                    // The pooled layer (any path) agrees with this path up to f32 rounding.
+                    let p = pooled[r * rows + j] as f64;
+                    assert!(
+                        (p - got).abs() <= 1e-4 * (got.abs() + 1.0),
+                        "pooled {p} vs {got}"
+                    );
+                    err2 += (got - want).powi(2);
+                    ref2 += want * want;
+                }
+            }
+            let rel = (err2 / ref2).sqrt();
+            assert!(rel < 0.05, "{kind:?} simd={simd} relative RMS error {rel}");
+        }
+    }
+
+    #[test]
+    fn q4_1_matches_the_f32_reference() {
+        for (i, &(rows, cols, n)) in [
+            (1, 32, 1),
+            (37, 96, 1),
+            (65, 576, 3),
+            (130, 64, 9),
+            (17, 1536, 5),
+        ]
+        .iter()
+        .enumerate()
+        {
+            check(BlockKind::Q4_1, rows, cols, n, 7 + i as u64);
+        }
+    }
+
+    #[test]
+    fn q8_0_matches_the_f32_reference() {
+        for (i, &(rows, cols, n)) in [(1, 32, 1), (41, 160, 2), (200, 576, 1), (33, 64, 7)]
+            .iter()
+            .enumerate()
+        {
+            check(BlockKind::Q8_0, rows, cols, n, 99 + i as u64);
+        }
+    }
+
+    #[test]
+    fn f16_conversion_matches_known_values() {
+        for (bits, want) in [
+            (0x3c00u16, 1.0f32),
+            (0xc000, -2.0),
+            (0x3555, 0.333_251_95),
+            (0x0001, 5.960_464_5e-8),
+            (0x7bff, 65504.0),
+            (0x0000, 0.0),
+        ] {
+            assert_eq!(qkernels::f16_to_f32(bits), want, "{bits:#x}");
+        }
+    }
+
+    #[test]
+    fn concat_stacks_rows() {
+        let mut g = Lcg(3);
+        let a = random_blocks(BlockKind::Q4_1, 3, 64, &mut g);
+        let b = random_blocks(BlockKind::Q4_1, 2, 64, &mut g);
+        let la = QLinear::from_blocks(BlockKind::Q4_1, a, 3, 64);
+        let lb = QLinear::from_blocks(BlockKind::Q4_1, b, 2, 64);
+        let x: Vec<f32> = (0..128).map(|_| g.f()).collect();
+        let (ya, yb) = (la.forward(&x, 2).unwrap(), lb.forward(&x, 2).unwrap());
+        let both = QLinear::concat(vec![la, lb]).unwrap();
+        assert_eq!(both.rows, 5);
+        let y = both.forward(&x, 2).unwrap();
+        for r in 0..2 {
+            assert_eq!(&y[r * 5..r * 5 + 3], &ya[r * 3..r * 3 + 3]);
+            assert_eq!(&y[r * 5 + 3..r * 5 + 5], &yb[r * 2..r * 2 + 2]);
+        }
+    }
+}
