@@ -6,7 +6,7 @@
 //! blocking suits large square products. Here the weights are packed at load into panels of 16
 //! columns (`[N/16][K][16]`, zero-padded), and an AVX2 + FMA micro-kernel computes 6 × 16
 //! outputs at a time in 12 registers: per step of `k` it loads two vectors of the panel and
-//! broadcasts six inputs. A panel (K · 64 bytes) stays in L1/L2 while every row tile passes over
+//! broadcasts six inputs (tiles of 4 and 2 rows take the remainder). A panel (K · 64 bytes) stays in L1/L2 while every row tile passes over
 //! it. Rows are split between the current rayon pool's threads. CPUs without AVX2/FMA take a
 //! plain-Rust loop over the same layout.
 #![allow(unsafe_code)]
@@ -62,8 +62,9 @@ impl PackedMatrix {
             return;
         }
         let threads = rayon::current_num_threads().max(1);
-        // Whole row tiles per thread, and no thread for fewer than two tiles of work.
-        let per_thread = rows.div_ceil(threads).div_ceil(MR) * MR;
+        // An even share per thread (tiles of 6, 4 and 2 rows then cover it without a slow
+        // single-row tail), and no thread for fewer than two tiles of work.
+        let per_thread = rows.div_ceil(threads).next_multiple_of(2);
         let per_thread = per_thread.max(2 * MR);
         out.par_chunks_mut(per_thread * self.n)
             .zip(x.par_chunks(per_thread * self.k))
@@ -120,21 +121,22 @@ mod avx2 {
             let cols = NR.min(n - p * NR);
             let mut r = 0;
             while r < rows {
-                let tile = MR.min(rows - r);
                 let xs = x.as_ptr().add(r * k);
-                let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-                if tile == MR {
-                    acc = full_tile(k, xs, panel);
-                } else {
-                    for (i, a) in acc.iter_mut().enumerate().take(tile) {
-                        *a = one_row(k, xs.add(i * k), panel);
-                    }
-                }
                 let dst = out.as_mut_ptr().add(r * n + p * NR);
-                for (i, a) in acc.iter().enumerate().take(tile) {
-                    add_to(dst.add(i * n), a, cols);
-                }
-                r += tile;
+                // Tiles of 6 rows, then 4 and 2 (still enough independent FMA chains to hide
+                // their latency), a single row only at an odd end.
+                r += match rows - r {
+                    left if left >= MR => {
+                        let acc = full_tile(k, xs, panel);
+                        for (i, a) in acc.iter().enumerate() {
+                            add_to(dst.add(i * n), a, cols);
+                        }
+                        MR
+                    }
+                    left if left >= 4 => tile::<4>(k, n, xs, panel, dst, cols),
+                    left if left >= 2 => tile::<2>(k, n, xs, panel, dst, cols),
+                    _ => tile::<1>(k, n, xs, panel, dst, cols),
+                };
             }
         }
     }
@@ -189,17 +191,34 @@ mod avx2 {
         ]
     }
 
-    /// One row × 16 columns (the tail of a tile).
+    /// `R` rows × 16 columns over all of `k` in `2R` accumulators (two panel loads and `R`
+    /// broadcasts per step), added to `dst` (row stride `n`); returns `R`.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn one_row(k: usize, x: *const f32, panel: *const f32) -> [__m256; 2] {
-        let (mut c0, mut c1) = (zero(), zero());
+    unsafe fn tile<const R: usize>(
+        k: usize,
+        n: usize,
+        xs: *const f32,
+        panel: *const f32,
+        dst: *mut f32,
+        cols: usize,
+    ) -> usize {
+        let mut acc = [[zero(); 2]; R];
+        let mut w = panel;
         for kk in 0..k {
-            let a = _mm256_broadcast_ss(&*x.add(kk));
-            c0 = _mm256_fmadd_ps(a, _mm256_load_ps(panel.add(kk * NR)), c0);
-            c1 = _mm256_fmadd_ps(a, _mm256_load_ps(panel.add(kk * NR + 8)), c1);
+            let w0 = _mm256_load_ps(w);
+            let w1 = _mm256_load_ps(w.add(8));
+            for (i, a) in acc.iter_mut().enumerate() {
+                let x = _mm256_broadcast_ss(&*xs.add(i * k + kk));
+                a[0] = _mm256_fmadd_ps(x, w0, a[0]);
+                a[1] = _mm256_fmadd_ps(x, w1, a[1]);
+            }
+            w = w.add(NR);
         }
-        [c0, c1]
+        for (i, a) in acc.iter().enumerate() {
+            add_to(dst.add(i * n), a, cols);
+        }
+        R
     }
 
     #[inline]
@@ -264,6 +283,9 @@ mod tests {
             (13, 64, 16),
             (29, 384, 48),
             (6, 16, 33),
+            (32, 384, 1152),
+            (3, 1536, 384),
+            (23, 40, 17),
         ] {
             let (x, w) = (values(rows * k, 1), values(k * n, 7));
             let packed = PackedMatrix::pack(&w, k, n);
