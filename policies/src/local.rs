@@ -40,8 +40,8 @@ pub enum ContextOverflow {
 /// How a local model's weights are held in memory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LocalWeights {
-    /// 4/5-bit weights re-quantised to Q8_0 at load, which has fast CPU kernels (`"q8_0"`,
-    /// the default).
+    /// Formats without a fast kernel here (Q4_0, Q5_0, Q5_1) re-quantised to Q8_0 at load;
+    /// Q4_1 and Q8_0 are kept as stored (`"q8_0"`, the default).
     #[default]
     Q8_0,
     /// As stored in the file (`"as-stored"`).
