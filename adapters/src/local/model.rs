@@ -18,6 +18,8 @@ use super::LocalError;
 
 #[path = "ops.rs"]
 mod ops;
+#[path = "qbatch.rs"]
+mod qbatch;
 #[path = "qkernels.rs"]
 pub mod qkernels;
 #[path = "qmatmul.rs"]
