@@ -18,8 +18,6 @@ use super::LocalError;
 
 #[path = "ops.rs"]
 mod ops;
-#[path = "qbatch.rs"]
-mod qbatch;
 #[path = "qkernels.rs"]
 pub mod qkernels;
 #[path = "qmatmul.rs"]

@@ -81,9 +81,9 @@ pub struct Acts {
     pub rows: usize,
     /// Blocks per row.
     pub blocks: usize,
-    pub(super) qs: Vec<i8>,
-    pub(super) d: Vec<f32>,
-    pub(super) s: Vec<f32>,
+    qs: Vec<i8>,
+    d: Vec<f32>,
+    s: Vec<f32>,
 }
 
 impl Acts {
@@ -213,10 +213,6 @@ unsafe fn matmul_t_avx2(kind: BlockKind, w: &[u8], x: &Acts, out: &mut [f32], ro
     let n = x.rows;
     if kind == BlockKind::Q4_1 && n > 1 {
         let mut un = Unpacked::default();
-        // Activation scales of each whole group of 8 rows, block-major.
-        let scales: Vec<Vec<f32>> = (0..n / 8)
-            .map(|g| super::qbatch::scales8(x, g * 8))
-            .collect();
         for (wr, o) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(n)) {
             unpack_q4_1_avx2(&mut un, wr);
             let mut r = 0;
@@ -225,7 +221,7 @@ unsafe fn matmul_t_avx2(kind: BlockKind, w: &[u8], x: &Acts, out: &mut [f32], ro
                 let o = &mut o[r..r + take];
                 // SAFETY: `un` holds `x.blocks` unpacked blocks; rows `r..r + take` exist.
                 match take {
-                    8 => super::qbatch::unpacked8(&un, x, r, &scales[r / 8], o),
+                    8 => unpacked_avx2::<8>(&un, x, r, o),
                     4 => unpacked_avx2::<4>(&un, x, r, o),
                     2 => unpacked_avx2::<2>(&un, x, r, o),
                     _ => unpacked_avx2::<1>(&un, x, r, o),
@@ -235,13 +231,6 @@ unsafe fn matmul_t_avx2(kind: BlockKind, w: &[u8], x: &Acts, out: &mut [f32], ro
         }
         return;
     }
-    let scales: Vec<Vec<f32>> = if kind == BlockKind::Q8_0 {
-        (0..n / 8)
-            .map(|g| super::qbatch::scales8(x, g * 8))
-            .collect()
-    } else {
-        Vec::new()
-    };
     for (wr, o) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(n)) {
         let mut r = 0;
         while r < n {
@@ -254,7 +243,7 @@ unsafe fn matmul_t_avx2(kind: BlockKind, w: &[u8], x: &Acts, out: &mut [f32], ro
                 (BlockKind::Q4_1, 4) => q4_1_avx2::<4>(wr, x, r, o),
                 (BlockKind::Q4_1, 2) => q4_1_avx2::<2>(wr, x, r, o),
                 (BlockKind::Q4_1, _) => q4_1_avx2::<1>(wr, x, r, o),
-                (BlockKind::Q8_0, 8) => super::qbatch::q8_0_8(wr, x, r, &scales[r / 8], o),
+                (BlockKind::Q8_0, 8) => q8_0_avx2::<8>(wr, x, r, o),
                 (BlockKind::Q8_0, 4) => q8_0_avx2::<4>(wr, x, r, o),
                 (BlockKind::Q8_0, 2) => q8_0_avx2::<2>(wr, x, r, o),
                 (BlockKind::Q8_0, _) => q8_0_avx2::<1>(wr, x, r, o),
@@ -344,10 +333,10 @@ unsafe fn q8_0_avx2<const R: usize>(w: &[u8], x: &Acts, r0: usize, out: &mut [f3
 /// every activation row of a multi-row matmul).
 #[cfg(target_arch = "x86_64")]
 #[derive(Debug, Default)]
-pub(super) struct Unpacked {
-    pub(super) q: Vec<u8>,
-    pub(super) d: Vec<f32>,
-    pub(super) m: Vec<f32>,
+struct Unpacked {
+    q: Vec<u8>,
+    d: Vec<f32>,
+    m: Vec<f32>,
 }
 
 /// An unpacked Q4_1 weight row against activation rows `r0..r0 + R`.
