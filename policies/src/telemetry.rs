@@ -20,7 +20,8 @@ pub struct RawTelemetry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TelemetryConfig {
     /// The collector's base URL, e.g. `http://127.0.0.1:4318`; spans are posted to
-    /// `<endpoint>/v1/traces`. Without it nothing is exported.
+    /// `<endpoint>/v1/traces`. Plain http only (the exporter has no TLS): a local
+    /// OpenTelemetry Collector forwards further. Without it nothing is exported.
     pub otlp_endpoint: Option<String>,
     /// `service.name` of the exported resource. Default `switchyard`.
     pub service_name: String,
@@ -45,9 +46,21 @@ impl Default for TelemetryConfig {
 pub(crate) fn telemetry(raw: Option<RawTelemetry>, errors: &mut Errors) -> TelemetryConfig {
     let raw = raw.unwrap_or_default();
     let default = TelemetryConfig::default();
-    let otlp_endpoint = raw
-        .otlp_endpoint
-        .and_then(|u| errors.check("telemetry.otlp_endpoint", values::base_url(&u)));
+    let otlp_endpoint = raw.otlp_endpoint.and_then(|u| {
+        let checked = values::base_url(&u).and_then(|url| {
+            if url.starts_with("https://") {
+                // The exporter is built without TLS: say so now rather than drop every span.
+                Err(format!(
+                    "{url:?}: only plain http is supported; send spans to an OpenTelemetry \
+                     Collector on the box or in the cluster (http://...:4318) and let it forward \
+                     over TLS"
+                ))
+            } else {
+                Ok(url)
+            }
+        });
+        errors.check("telemetry.otlp_endpoint", checked)
+    });
     let service_name = match raw.service_name {
         Some(s) if s.trim().is_empty() => {
             errors.push("telemetry.service_name", "must not be empty");
@@ -110,6 +123,12 @@ default = "r"
         let e = parse(&src).unwrap_err().to_string();
         assert!(e.contains("telemetry.otlp_endpoint"), "{e}");
         assert!(e.contains("telemetry.export_interval"), "{e}");
+        let src = format!("{BASE}[telemetry]\notlp_endpoint = \"https://otel.example.com\"\n");
+        let e = parse(&src).unwrap_err().to_string();
+        assert!(
+            e.contains("telemetry.otlp_endpoint") && e.contains("only plain http"),
+            "{e}"
+        );
         let src = format!("{BASE}[telemetry]\nendpoint = \"http://x\"\n");
         let e = parse(&src).unwrap_err().to_string();
         assert!(e.contains("endpoint"), "{e}");
