@@ -181,34 +181,45 @@ fn request(text: &str, max_tokens: u32) -> ChatRequest {
     .unwrap()
 }
 
-/// Streams `n` requests at once; returns (generated tokens, seconds, mean TTFT ms).
-async fn concurrent(b: &LocalBackend, n: usize, text: &str) -> (u32, f64, f64) {
+/// Streams `n` requests at once; returns (generated tokens, seconds, mean TTFT ms, decode
+/// tok/s). The last is the sum of each stream's own decode rate between its first and last
+/// text chunk: the steady-state aggregate, without the prompts' prefill.
+async fn concurrent(b: &LocalBackend, n: usize, text: &str) -> (u32, f64, f64, f64) {
     let t = Instant::now();
     let runs = (0..n).map(|i| async move {
         let prompt = format!("{text} (variant {i})");
         let mut s = b.stream(request(&prompt, DECODE as u32)).await.unwrap();
         let mut first = None;
+        let mut last = Duration::ZERO;
         let mut tokens = 0;
         while let Some(c) = s.next().await {
             let c = c.unwrap();
-            if first.is_none()
-                && c.choices
-                    .iter()
-                    .any(|c| c.delta.content.as_deref().is_some_and(|s| !s.is_empty()))
+            if c.choices
+                .iter()
+                .any(|c| c.delta.content.as_deref().is_some_and(|s| !s.is_empty()))
             {
-                first = Some(t.elapsed());
+                last = t.elapsed();
+                first.get_or_insert(last);
             }
             if let Some(u) = c.usage {
                 tokens = u.completion_tokens;
             }
         }
-        (tokens, first.unwrap_or_default())
+        let first = first.unwrap_or_default();
+        let span = (last - first).as_secs_f64();
+        let rate = if span > 0.0 {
+            f64::from(tokens.saturating_sub(1)) / span
+        } else {
+            0.0
+        };
+        (tokens, first, rate)
     });
     let results = futures::future::join_all(runs).await;
     let secs = t.elapsed().as_secs_f64();
     let tokens = results.iter().map(|r| r.0).sum();
     let ttft = results.iter().map(|r| r.1.as_secs_f64()).sum::<f64>() / n as f64 * 1000.0;
-    (tokens, secs, ttft)
+    let decode = results.iter().map(|r| r.2).sum();
+    (tokens, secs, ttft, decode)
 }
 
 fn print(name: &str, n: &Numbers) {
@@ -238,8 +249,8 @@ async fn main() {
     b.wait_ready(Duration::from_secs(300)).unwrap();
     let rss = rss_mb();
     let text = "Write a long story about a lighthouse keeper and the sea.";
-    let (tok1, s1, ttft1) = concurrent(&b, 1, text).await;
-    let (tok8, s8, ttft8) = concurrent(&b, 8, text).await;
+    let (tok1, s1, ttft1, dec1) = concurrent(&b, 1, text).await;
+    let (tok8, s8, ttft8, dec8) = concurrent(&b, 8, text).await;
     drop(b);
     std::thread::sleep(Duration::from_millis(200));
 
@@ -261,6 +272,11 @@ async fn main() {
         "local backend, 8 streams: {:>6.1} tok/s aggregate ({:.2}x one stream, mean TTFT {ttft8:.0} ms)",
         f64::from(tok8) / s8,
         (f64::from(tok8) / s8) / (f64::from(tok1) / s1)
+    );
+    println!(
+        "local backend, decode only (each stream's rate after its first token, summed): \
+         1 stream {dec1:.1} tok/s, 8 streams {dec8:.1} tok/s ({:.2}x)",
+        dec8 / dec1
     );
     println!("resident memory with the local backend loaded: {rss:.0} MB");
 }
