@@ -61,14 +61,9 @@ pub(crate) fn telemetry(raw: Option<RawTelemetry>, errors: &mut Errors) -> Telem
         });
         errors.check("telemetry.otlp_endpoint", checked)
     });
-    let service_name = match raw.service_name {
-        Some(s) if s.trim().is_empty() => {
-            errors.push("telemetry.service_name", "must not be empty");
-            default.service_name
-        }
-        Some(s) => s,
-        None => default.service_name,
-    };
+    let service_name = errors
+        .non_blank("telemetry.service_name", raw.service_name)
+        .unwrap_or(default.service_name);
     let export_interval = raw
         .export_interval
         .and_then(|d| errors.check("telemetry.export_interval", values::duration(&d, false)))
@@ -119,10 +114,11 @@ default = "r"
     #[test]
     fn bad_telemetry_keys_are_named() {
         let src =
-            format!("{BASE}[telemetry]\notlp_endpoint = \"grpc://x\"\nexport_interval = \"0s\"\n");
+            format!("{BASE}[telemetry]\notlp_endpoint = \"grpc://x\"\nexport_interval = \"0s\"\nservice_name = \" \"\n");
         let e = parse(&src).unwrap_err().to_string();
         assert!(e.contains("telemetry.otlp_endpoint"), "{e}");
         assert!(e.contains("telemetry.export_interval"), "{e}");
+        assert!(e.contains("telemetry.service_name"), "{e}");
         let src = format!("{BASE}[telemetry]\notlp_endpoint = \"https://otel.example.com\"\n");
         let e = parse(&src).unwrap_err().to_string();
         assert!(

@@ -24,6 +24,18 @@ impl Errors {
         self.0.push(PolicyError::new(path, message));
     }
 
+    /// An optional text key that, when given, must not be blank: `None` when it is missing
+    /// or blank (a blank one is recorded as an error at `path`).
+    pub fn non_blank(&mut self, path: &str, value: Option<String>) -> Option<String> {
+        match value {
+            Some(v) if v.trim().is_empty() => {
+                self.push(path, "must not be empty");
+                None
+            }
+            v => v,
+        }
+    }
+
     /// Records the error of `result` at `path`; returns the value, if any.
     pub fn check<T>(&mut self, path: &str, result: Result<T, String>) -> Option<T> {
         match result {
@@ -320,14 +332,9 @@ fn route(
 
 fn ledger(raw: RawLedger, route_names: &BTreeSet<&str>, errors: &mut Errors) -> LedgerConfig {
     let default = LedgerConfig::default();
-    let url = match raw.url {
-        Some(url) if url.trim().is_empty() => {
-            errors.push("ledger.url", "must not be empty");
-            default.url
-        }
-        Some(url) => url,
-        None => default.url,
-    };
+    let url = errors
+        .non_blank("ledger.url", raw.url)
+        .unwrap_or(default.url);
     if let Some(route) = &raw.reference_route {
         if !route_names.contains(route.as_str()) {
             errors.push(

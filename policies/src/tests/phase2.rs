@@ -299,4 +299,7 @@ fn ledger_defaults_and_reference_route_is_checked() {
         errors.contains("ledger.reference_route: no route named \"nowhere\""),
         "{errors}"
     );
+    let src = crate::DEFAULT_POLICY.replace("url = \"switchyard-ledger.sqlite\"", "url = \"  \"");
+    let errors = crate::parse(&src).unwrap_err().to_string();
+    assert!(errors.contains("ledger.url: must not be empty"), "{errors}");
 }
