@@ -9,7 +9,6 @@
 //! (default 2). Not a test: it prints numbers and asserts nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use candle_core::quantized::gguf_file;
@@ -21,21 +20,13 @@ use switchyard_adapters::local::{LocalBackend, LocalOptions};
 use switchyard_adapters::wire::ChatRequest;
 use switchyard_adapters::ChatBackend;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::gguf;
+
 const DECODE: usize = 64;
 const PROMPT: usize = 200;
-
-fn gguf() -> PathBuf {
-    let models = std::env::var_os("SWITCHYARD_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"));
-    let p = models.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.is_file(),
-        "{} is missing: run scripts/fetch-models",
-        p.display()
-    );
-    p
-}
 
 fn rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -3,7 +3,6 @@
 //! (run `scripts/fetch-models`). Generations are kept short.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -13,18 +12,9 @@ use switchyard_adapters::local::{LocalBackend, LocalOptions};
 use switchyard_adapters::wire::{ChatCompletionChunk, ChatRequest, Message, Role, Stop};
 use switchyard_adapters::{BackendError, ChatBackend};
 
-fn gguf() -> PathBuf {
-    let models = std::env::var_os("SWITCHYARD_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"));
-    let path = models.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/fetch-models",
-        path.display()
-    );
-    path
-}
+mod common;
+
+use common::gguf;
 
 fn tokenizer() -> &'static GgufTokenizer {
     static TOK: OnceLock<GgufTokenizer> = OnceLock::new();
