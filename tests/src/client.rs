@@ -15,6 +15,29 @@ pub fn http_client() -> reqwest::Client {
         .expect("HTTP client")
 }
 
+/// The text of `GET /metrics`.
+pub async fn metrics_text(gw: &Gateway) -> String {
+    http_client()
+        .get(format!("{}/metrics", gw.url()))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("the /metrics body")
+}
+
+/// Every row of the SQLite ledger at `db`, oldest first (after the gateway has stopped, so
+/// that the writer has flushed).
+pub async fn ledger_rows(db: &std::path::Path) -> Vec<switchyard_gateway::ledger::LedgerRow> {
+    switchyard_gateway::ledger::Store::open(db.to_str().expect("a UTF-8 path"))
+        .await
+        .expect("open the ledger")
+        .rows_since(0)
+        .await
+        .expect("read the ledger")
+}
+
 /// `POST /v1/chat/completions` with a JSON body.
 pub async fn chat(gw: &Gateway, body: &Value) -> reqwest::Response {
     chat_with(gw, body, &[]).await

@@ -16,7 +16,8 @@ pub mod usage;
 use std::path::PathBuf;
 
 pub use client::{
-    assert_openai_error, chat, chat_with, header, http_client, sse_frames, SseFrames,
+    assert_openai_error, chat, chat_with, header, http_client, ledger_rows, metrics_text,
+    sse_frames, SseFrames,
 };
 pub use fake_upstream::{FakeUpstream, RecordedRequest};
 pub use gateway::{run_switchyard, switchyard_bin, temp_dir, Gateway};

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 use switchyard_tests::policy::{openai_backend, route, routing};
-use switchyard_tests::{chat, http_client, workspace_dir, FakeUpstream, Gateway};
+use switchyard_tests::{chat, metrics_text, workspace_dir, FakeUpstream, Gateway};
 
 /// Every `switchyard_...` identifier in `expr`.
 fn metric_names(expr: &str) -> Vec<String> {
@@ -64,14 +64,7 @@ async fn every_metric_the_grafana_dashboard_queries_is_exported() {
     // Rows reach the metrics from the ledger writer: poll briefly.
     let mut text = String::new();
     for _ in 0..50 {
-        text = http_client()
-            .get(format!("{}/metrics", gw.url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        text = metrics_text(&gw).await;
         if text.contains("switchyard_fallbacks_total{") {
             break;
         }

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
-use switchyard_gateway::ledger::Store;
+
 use switchyard_tests::policy::{openai_backend, route, routing};
-use switchyard_tests::{http_client, FakeUpstream, Gateway};
+use switchyard_tests::{http_client, ledger_rows, FakeUpstream, Gateway};
 
 fn body(model: &str, stream: bool) -> serde_json::Value {
     json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hello there"}]})
@@ -102,12 +102,7 @@ async fn every_request_leaves_exactly_one_row() {
     let status = gw.wait().await;
     assert!(status.success(), "exit status {status:?}\n{}", gw.stderr());
 
-    let rows = Store::open(db.to_str().unwrap())
-        .await
-        .unwrap()
-        .rows_since(0)
-        .await
-        .unwrap();
+    let rows = ledger_rows(&db).await;
     assert_eq!(rows.len(), sent, "one row per request: {rows:#?}");
     let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
     for r in &rows {

@@ -7,9 +7,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use switchyard_gateway::ledger::Store;
 use switchyard_gateway::usage::Decimal;
-use switchyard_tests::{chat, header, http_client, workspace_dir, Gateway};
+use switchyard_tests::{
+    chat, header, http_client, ledger_rows, metrics_text, workspace_dir, Gateway,
+};
 
 fn gguf() -> String {
     let path = workspace_dir().join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
@@ -142,14 +143,7 @@ async fn the_default_policy_answers_offline_from_the_local_model() {
     );
 
     // Busy time is on /metrics too.
-    let metrics = http_client()
-        .get(format!("{}/metrics", gw.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&gw).await;
     let busy = metrics
         .lines()
         .find(|l| l.starts_with("switchyard_model_busy_seconds_total{route=\"local\"}"))
@@ -161,12 +155,7 @@ async fn the_default_policy_answers_offline_from_the_local_model() {
     gw.sigterm();
     assert!(gw.wait().await.success(), "{}", gw.stderr());
     let db = gw.dir().join("switchyard-ledger.sqlite");
-    let rows = Store::open(db.to_str().unwrap())
-        .await
-        .unwrap()
-        .rows_since(0)
-        .await
-        .unwrap();
+    let rows = ledger_rows(&db).await;
     assert_eq!(rows.len(), 2, "{rows:#?}");
     for row in &rows {
         assert_eq!(row.route.as_deref(), Some("local"));
