@@ -16,12 +16,18 @@ use rayon::prelude::*;
 
 use super::LocalError;
 
+#[cfg(target_arch = "x86_64")]
+#[path = "attend_avx512.rs"]
+mod attend_avx512;
 #[path = "ops.rs"]
 mod ops;
 #[path = "qkernels.rs"]
 pub mod qkernels;
 #[path = "qmatmul.rs"]
 pub mod qmatmul;
+#[cfg(target_arch = "x86_64")]
+#[path = "vnni.rs"]
+pub mod vnni;
 
 use ops::{Heads, LayerKv};
 use qmatmul::QLinear;
@@ -64,8 +70,8 @@ enum Proj {
 impl Proj {
     fn new(parts: Vec<QLinear>) -> Proj {
         match QLinear::concat(parts) {
-            Ok(l) => Proj::Fused(l),
-            Err(parts) => Proj::Split(parts),
+            Ok(l) => Proj::Fused(l.prepare()),
+            Err(parts) => Proj::Split(parts.into_iter().map(QLinear::prepare).collect()),
         }
     }
 
@@ -215,7 +221,7 @@ impl Llama {
     ) -> Result<Self> {
         let cfg = Config::from_gguf(ct)?;
         let requant = format == WeightFormat::Q8_0;
-        let mut q = |name: &str| QLinear::load(ct, r, name, requant);
+        let mut q = |name: &str| QLinear::load(ct, r, name, requant).map(QLinear::prepare);
         let embed = q("token_embd.weight")?;
         let output = if ct.tensor_infos.contains_key("output.weight") {
             Some(q("output.weight")?)
@@ -226,9 +232,9 @@ impl Llama {
         for i in 0..cfg.n_layer {
             let mut w = |s: &str| QLinear::load(ct, r, &format!("blk.{i}.{s}.weight"), requant);
             let qkv = Proj::new(vec![w("attn_q")?, w("attn_k")?, w("attn_v")?]);
-            let wo = w("attn_output")?;
+            let wo = w("attn_output")?.prepare();
             let gate_up = Proj::new(vec![w("ffn_gate")?, w("ffn_up")?]);
-            let down = w("ffn_down")?;
+            let down = w("ffn_down")?.prepare();
             layers.push(Layer {
                 attn_norm: vector(ct, r, &format!("blk.{i}.attn_norm.weight"))?,
                 qkv,
@@ -338,12 +344,16 @@ impl Llama {
                 steps[si].cache.layers[li].push(k, v, KV_CHUNK * kv_dim);
             }
             let caches: Vec<&LayerKv> = steps.iter().map(|s| &s.cache.layers[li]).collect();
+            // One task per (row, KV head): a single decoding sequence still uses every thread.
+            let per_kv = q_dim / cfg.n_kv_head;
             let mut y = vec![0.0; n * q_dim];
-            y.par_chunks_mut(q_dim)
-                .zip(qkv.par_chunks(q_dim + 2 * kv_dim))
-                .zip(rows.par_iter())
-                .for_each_init(Vec::new, |scores, ((y, qkv), &(si, pos))| {
-                    ops::attend(&qkv[..q_dim], caches[si], pos + 1, heads, scores, y);
+            y.par_chunks_mut(per_kv)
+                .enumerate()
+                .for_each_init(Vec::new, |scores, (task, y)| {
+                    let (row, kv_head) = (task / cfg.n_kv_head, task % cfg.n_kv_head);
+                    let (si, pos) = rows[row];
+                    let q = &qkv[row * (q_dim + 2 * kv_dim) + kv_head * per_kv..][..per_kv];
+                    ops::attend(q, caches[si], kv_head, pos + 1, heads, scores, y);
                 });
             add(&mut x, &layer.wo.forward(&y, n)?);
             ops::rms_norm(&x, &layer.ffn_norm, cfg.eps, &mut h);

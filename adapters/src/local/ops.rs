@@ -1,13 +1,19 @@
 //! The f32 parts of the llama forward pass on plain slices: RMS norm, rotary embedding (GGUF's
 //! interleaved pairs), SiLU gating, and causal grouped-query attention against a KV cache.
-//! Attention is compiled twice, with AVX2 + FMA (chosen at run time) and portable.
+//!
+//! The KV cache holds `f16` (as llama.cpp's does by default): at 8 sequences of a few hundred
+//! positions it is as large as the weights, and attention is bound by reading it. Attention runs
+//! per KV head, for the query heads that share it, with AVX-512 ([`super::attend_avx512`]) when
+//! the CPU has it, else with this file's plain-Rust body (compiled a second time with AVX2).
 #![allow(unsafe_code)]
+
+use half::f16;
 
 /// Keys and values of one layer of one sequence, position after position (`[pos][kv_dim]`).
 #[derive(Debug, Default)]
 pub struct LayerKv {
-    pub k: Vec<f32>,
-    pub v: Vec<f32>,
+    pub k: Vec<f16>,
+    pub v: Vec<f16>,
 }
 
 impl LayerKv {
@@ -17,7 +23,7 @@ impl LayerKv {
             if buf.len() + new.len() > buf.capacity() {
                 buf.reserve_exact(chunk.max(new.len()));
             }
-            buf.extend_from_slice(new);
+            buf.extend(new.iter().map(|x| f16::from_f32(*x)));
         }
     }
 
@@ -88,23 +94,35 @@ pub struct Heads {
     pub head_dim: usize,
 }
 
-/// Attention output of one query row `q` (`n_head · head_dim`) over the first `len` positions
-/// of `kv`, into `out` (same size as `q`). `scores` is scratch.
+/// Attention of the query heads that share KV head `kv_head` (`q`: `group · head_dim` values)
+/// over the first `len` positions of `kv`, into `out` (same size as `q`). `scores` is scratch.
 pub fn attend(
     q: &[f32],
     kv: &LayerKv,
+    kv_head: usize,
     len: usize,
     h: Heads,
     scores: &mut Vec<f32>,
     out: &mut [f32],
 ) {
+    let group = h.n_head / h.n_kv_head;
+    assert!(
+        q.len() == group * h.head_dim && out.len() == q.len(),
+        "attention shapes"
+    );
+    assert!(kv.k.len() >= len * h.n_kv_head * h.head_dim && kv.v.len() == kv.k.len());
+    scores.resize(group * len, 0.0);
+    #[cfg(target_arch = "x86_64")]
+    if super::attend_avx512::attend(q, kv, kv_head, len, h, scores, out) {
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has AVX2 and FMA (checked just above); the body is safe Rust.
-        unsafe { attend_avx2(q, kv, len, h, scores, out) };
+        unsafe { attend_avx2(q, kv, kv_head, len, h, scores, out) };
         return;
     }
-    attend_body(q, kv, len, h, scores, out)
+    attend_body(q, kv, kv_head, len, h, scores, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -112,33 +130,38 @@ pub fn attend(
 unsafe fn attend_avx2(
     q: &[f32],
     kv: &LayerKv,
+    kv_head: usize,
     len: usize,
     h: Heads,
-    scores: &mut Vec<f32>,
+    scores: &mut [f32],
     out: &mut [f32],
 ) {
-    attend_body(q, kv, len, h, scores, out)
+    attend_body(q, kv, kv_head, len, h, scores, out)
 }
 
 #[inline(always)]
 fn attend_body(
     q: &[f32],
     kv: &LayerKv,
+    kv_head: usize,
     len: usize,
     h: Heads,
-    scores: &mut Vec<f32>,
+    scores: &mut [f32],
     out: &mut [f32],
 ) {
     let hd = h.head_dim;
     let kv_dim = h.n_kv_head * hd;
-    let group = h.n_head / h.n_kv_head;
+    let off = kv_head * hd;
     let scale = 1.0 / (hd as f32).sqrt();
-    scores.resize(len, 0.0);
+    let mut k = vec![0f32; hd];
     for (head, (qh, oh)) in q.chunks_exact(hd).zip(out.chunks_exact_mut(hd)).enumerate() {
-        let off = (head / group) * hd;
+        let scores = &mut scores[head * len..(head + 1) * len];
         let mut max = f32::NEG_INFINITY;
         for (j, s) in scores.iter_mut().enumerate() {
-            *s = dot(qh, &kv.k[j * kv_dim + off..j * kv_dim + off + hd]) * scale;
+            for (k, v) in k.iter_mut().zip(&kv.k[j * kv_dim + off..][..hd]) {
+                *k = v.to_f32();
+            }
+            *s = dot(qh, &k) * scale;
             max = max.max(*s);
         }
         let mut sum = 0.0;
@@ -150,9 +173,8 @@ fn attend_body(
         oh.fill(0.0);
         for (j, s) in scores.iter().enumerate() {
             let a = s * inv;
-            let vj = &kv.v[j * kv_dim + off..j * kv_dim + off + hd];
-            for (o, v) in oh.iter_mut().zip(vj) {
-                *o += a * v;
+            for (o, v) in oh.iter_mut().zip(&kv.v[j * kv_dim + off..][..hd]) {
+                *o += a * v.to_f32();
             }
         }
     }

@@ -1,6 +1,8 @@
-//! A linear layer over block-quantised GGUF weights, kept as stored: [`QLinear`]. Formats with a
-//! kernel in [`super::qkernels`] (Q4_1, Q8_0) run there, split by output columns over the
-//! current rayon pool; any other format falls back to candle's `QMatMul`.
+//! A linear layer over block-quantised GGUF weights: [`QLinear`]. Formats with a kernel here
+//! (Q4_1, Q8_0) are repacked for the AVX-512 VNNI kernels of [`super::vnni`] when the CPU has
+//! them ([`QLinear::prepare`]), or else kept as stored and run by [`super::qkernels`] (AVX2 or
+//! portable); either way split by output rows over the current rayon pool. Any other format
+//! falls back to candle's `QMatMul`.
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -9,6 +11,8 @@ use candle_core::{Device, Module, Tensor};
 use rayon::prelude::*;
 
 use super::qkernels::{self, Acts, BlockKind};
+#[cfg(target_arch = "x86_64")]
+use super::vnni::{self, Packed};
 use super::LocalError;
 
 type Result<T> = std::result::Result<T, LocalError>;
@@ -17,6 +21,9 @@ type Result<T> = std::result::Result<T, LocalError>;
 enum Weights {
     /// Raw blocks, row after row.
     Blocks(BlockKind, Vec<u8>),
+    /// Repacked for the AVX-512 VNNI kernels.
+    #[cfg(target_arch = "x86_64")]
+    Packed(Packed),
     Candle(QMatMul),
 }
 
@@ -94,7 +101,26 @@ impl QLinear {
         }
     }
 
-    /// One layer whose rows are those of `parts` in turn, when they share a block format.
+    /// The layer in the fastest layout this CPU runs: block weights are repacked for the
+    /// AVX-512 VNNI kernels when the CPU has them, unless `SWITCHYARD_LOCAL_KERNEL=avx2` (for
+    /// comparing kernels in a benchmark).
+    pub fn prepare(self) -> QLinear {
+        #[cfg(target_arch = "x86_64")]
+        if let Weights::Blocks(kind, b) = &self.w {
+            let wanted = std::env::var("SWITCHYARD_LOCAL_KERNEL").map_or(true, |v| v != "avx2");
+            if wanted && vnni::available() {
+                return QLinear {
+                    rows: self.rows,
+                    cols: self.cols,
+                    w: Weights::Packed(Packed::new(*kind, b, self.rows, self.cols)),
+                };
+            }
+        }
+        self
+    }
+
+    /// One layer whose rows are those of `parts` in turn, when they share a block format (and
+    /// are not yet [prepared](QLinear::prepare)).
     pub fn concat(parts: Vec<QLinear>) -> std::result::Result<QLinear, Vec<QLinear>> {
         let first = match parts.first().map(|p| &p.w) {
             Some(Weights::Blocks(k, _)) => *k,
@@ -124,6 +150,8 @@ impl QLinear {
                 let n = self.cols / qkernels::QK * kind.bytes();
                 qkernels::dequantize_row(*kind, &b[i * n..(i + 1) * n], out);
             }
+            #[cfg(target_arch = "x86_64")]
+            Weights::Packed(p) => p.row(i, out),
             Weights::Candle(m) => {
                 let QMatMul::QTensor(t) = m else {
                     return Err(LocalError::Model("unsupported embedding format".into()));
@@ -139,6 +167,12 @@ impl QLinear {
     pub fn forward(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
         match &self.w {
             Weights::Blocks(..) => Ok(self.forward_q(&Acts::quantize(x, n, self.cols))),
+            #[cfg(target_arch = "x86_64")]
+            Weights::Packed(p) => {
+                let mut out = vec![0.0; n * self.rows];
+                p.matmul(&Acts::quantize(x, n, self.cols), &mut out);
+                Ok(out)
+            }
             Weights::Candle(m) => {
                 let t = Tensor::from_slice(x, (n, self.cols), &Device::Cpu)?;
                 Ok(m.forward(&t)?.flatten_all()?.to_vec1::<f32>()?)
@@ -146,14 +180,9 @@ impl QLinear {
         }
     }
 
-    /// Whether [`QLinear::forward_q`] can be used.
-    pub fn takes_acts(&self) -> bool {
-        matches!(self.w, Weights::Blocks(..))
-    }
-
-    /// As [`QLinear::forward`] on activations already quantised (block formats only; other
-    /// formats give zeros).
-    pub fn forward_q(&self, x: &Acts) -> Vec<f32> {
+    /// [`QLinear::forward`] over weights as stored, on activations already quantised (other
+    /// layouts give zeros).
+    fn forward_q(&self, x: &Acts) -> Vec<f32> {
         let n = x.rows;
         let mut out = vec![0.0; n * self.rows];
         let Weights::Blocks(kind, w) = &self.w else {
@@ -256,7 +285,8 @@ mod tests {
             qkernels::dequantize_row(kind, &blocks[j * rb..(j + 1) * rb], wr);
         }
         let acts = Acts::quantize(&x, n, cols);
-        let layer = QLinear::from_blocks(kind, blocks.clone(), rows, cols);
+        // Prepared: on a CPU with AVX-512 VNNI, the repacked layout and its kernels.
+        let layer = QLinear::from_blocks(kind, blocks.clone(), rows, cols).prepare();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()
@@ -324,6 +354,93 @@ mod tests {
         {
             check(BlockKind::Q8_0, rows, cols, n, 99 + i as u64);
         }
+    }
+
+    /// A prepared layer gives each activation row the same bits whatever rows share its
+    /// batch (seeded sampling depends on it), and dequantises embedding rows exactly.
+    #[test]
+    fn prepared_layers_are_batch_invariant_and_dequantise_exactly() {
+        #[cfg(target_arch = "x86_64")]
+        if vnni::available() {
+            let layer = QLinear::from_blocks(BlockKind::Q4_1, vec![0; 20], 1, 32).prepare();
+            assert!(
+                matches!(layer.w, Weights::Packed(_)),
+                "VNNI layout not chosen"
+            );
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for (i, kind) in [BlockKind::Q4_1, BlockKind::Q8_0].into_iter().enumerate() {
+            let (rows, cols, n) = (53, 192, 13);
+            let mut g = Lcg(21 + i as u64);
+            let blocks = random_blocks(kind, rows, cols, &mut g);
+            let layer = QLinear::from_blocks(kind, blocks.clone(), rows, cols).prepare();
+            let x: Vec<f32> = (0..n * cols).map(|_| g.f()).collect();
+            let all = pool.install(|| layer.forward(&x, n).unwrap());
+            for r in [0, 5, n - 1] {
+                let alone = pool
+                    .install(|| layer.forward(&x[r * cols..(r + 1) * cols], 1))
+                    .unwrap();
+                assert_eq!(
+                    &all[r * rows..(r + 1) * rows],
+                    &alone[..],
+                    "{kind:?} row {r}"
+                );
+                let three = &x[r.saturating_sub(2) * cols..(r.saturating_sub(2) + 3) * cols];
+                let three = pool.install(|| layer.forward(three, 3)).unwrap();
+                let at = r - r.saturating_sub(2);
+                assert_eq!(
+                    &all[r * rows..(r + 1) * rows],
+                    &three[at * rows..(at + 1) * rows],
+                    "{kind:?} row {r} in a batch of 3"
+                );
+            }
+            let rb = cols / qkernels::QK * kind.bytes();
+            for j in [0, 16, 17, rows - 1] {
+                let mut want = vec![0.0; cols];
+                qkernels::dequantize_row(kind, &blocks[j * rb..(j + 1) * rb], &mut want);
+                let mut got = vec![0.0; cols];
+                layer.row(j, &mut got).unwrap();
+                assert_eq!(got, want, "{kind:?} row {j}");
+            }
+        }
+    }
+
+    /// The vectorised activation quantiser is bit for bit the portable one, ties included
+    /// (rounded half away from zero).
+    #[test]
+    fn quantised_activations_match_the_portable_loop() {
+        let mut g = Lcg(5);
+        let mut x: Vec<f32> = (0..64 * 9).map(|_| g.f() * 3.0).collect();
+        // Blocks whose scale is exactly 1, with values on and next to the ties.
+        for (i, v) in [
+            127.0,
+            2.5,
+            -2.5,
+            3.5,
+            -3.5,
+            0.5,
+            -0.5,
+            0.499_999_97,
+            1.5,
+            -126.5,
+        ]
+        .iter()
+        .enumerate()
+        {
+            x[i] = *v;
+        }
+        x[64..96].fill(0.0);
+        let fast = Acts::quantize(&x, 9, 64);
+        let mut slow = Acts::quantize(&x, 9, 64);
+        slow.qs.fill(0);
+        qkernels::quantize_body(&x, &mut slow);
+        assert_eq!(fast.qs, slow.qs);
+        assert_eq!(fast.d, slow.d);
+        assert_eq!(fast.s, slow.s);
+        assert_eq!(&fast.qs[..10], &[127, 3, -3, 4, -4, 1, -1, 0, 2, -127]);
     }
 
     #[test]
