@@ -16,6 +16,8 @@ use rayon::prelude::*;
 
 use super::LocalError;
 
+#[path = "acts.rs"]
+pub mod acts;
 #[cfg(target_arch = "x86_64")]
 #[path = "attend_avx512.rs"]
 mod attend_avx512;
