@@ -136,6 +136,9 @@ impl Packed {
         let n = x.rows;
         assert_eq!(out.len(), n * self.rows, "output shape");
         assert_eq!(x.qs.len(), n * self.blocks * QK, "activation shape");
+        if n == 0 {
+            return;
+        }
         let groups = self.rows.div_ceil(LANES);
         let threads = rayon::current_num_threads().max(1);
         // A few tasks per thread, so a thread slowed by others on the machine is caught up.
