@@ -15,7 +15,7 @@ use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
 use futures::StreamExt;
-use switchyard_adapters::local::model::{Llama, Step, WeightFormat};
+use switchyard_adapters::local::model::{Llama, SeqCache, Step, WeightFormat};
 use switchyard_adapters::local::{LocalBackend, LocalOptions};
 use switchyard_adapters::wire::ChatRequest;
 use switchyard_adapters::ChatBackend;
@@ -97,6 +97,22 @@ fn baseline() -> Numbers {
     }
 }
 
+/// Greedy decode of `DECODE` tokens of one sequence from the logits of its prompt; tok/s.
+fn decode_alone(m: &Llama, cache: &mut SeqCache, prompt_logits: &Tensor) -> f64 {
+    let mut next = argmax(&Llama::row(prompt_logits, 0).unwrap());
+    let t = Instant::now();
+    for _ in 0..DECODE {
+        let l = m
+            .forward(&mut [Step {
+                cache: &mut *cache,
+                tokens: &[next],
+            }])
+            .unwrap();
+        next = argmax(&Llama::row(&l, 0).unwrap());
+    }
+    DECODE as f64 / t.elapsed().as_secs_f64()
+}
+
 fn ours(format: WeightFormat) -> Numbers {
     let path = gguf();
     let mut f = std::fs::File::open(&path).unwrap();
@@ -118,18 +134,7 @@ fn ours(format: WeightFormat) -> Numbers {
         }])
         .unwrap();
     let prompt_s = t.elapsed().as_secs_f64();
-    let mut next = argmax(&Llama::row(&logits, 0).unwrap());
-    let t = Instant::now();
-    for _ in 0..DECODE {
-        let l = m
-            .forward(&mut [Step {
-                cache: &mut cache,
-                tokens: &[next],
-            }])
-            .unwrap();
-        next = argmax(&Llama::row(&l, 0).unwrap());
-    }
-    let decode_tps = DECODE as f64 / t.elapsed().as_secs_f64();
+    let decode_tps = decode_alone(&m, &mut cache, &logits);
     // One sequence after a 32-token prompt: the like-for-like single stream for the batch.
     let mut one = m.new_cache();
     let l = m
@@ -138,18 +143,7 @@ fn ours(format: WeightFormat) -> Numbers {
             tokens: &ids[..32],
         }])
         .unwrap();
-    let mut next = argmax(&Llama::row(&l, 0).unwrap());
-    let t = Instant::now();
-    for _ in 0..DECODE {
-        let l = m
-            .forward(&mut [Step {
-                cache: &mut one,
-                tokens: &[next],
-            }])
-            .unwrap();
-        next = argmax(&Llama::row(&l, 0).unwrap());
-    }
-    let short_tps = DECODE as f64 / t.elapsed().as_secs_f64();
+    let short_tps = decode_alone(&m, &mut one, &l);
     // 8 sequences with different 32-token prompts, then decoded together.
     let mut caches: Vec<_> = (0..8).map(|_| m.new_cache()).collect();
     let mut next: Vec<u32> = Vec::new();

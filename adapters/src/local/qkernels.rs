@@ -93,7 +93,7 @@ pub fn has_simd() -> bool {
 
 /// Activation rows handled together per weight row (the unpacked weights are reused): 8, 4,
 /// 2 or 1, the largest that fits in `left`.
-fn group(left: usize) -> usize {
+pub(super) fn group(left: usize) -> usize {
     match left {
         8.. => 8,
         4..=7 => 4,

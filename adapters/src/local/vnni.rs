@@ -22,7 +22,7 @@ use std::arch::x86_64::*;
 
 use rayon::prelude::*;
 
-use super::qkernels::{f16_to_f32, Acts, BlockKind, QK};
+use super::qkernels::{self, f16_to_f32, Acts, BlockKind, QK};
 
 /// Blocks ahead of the one being computed whose lines are prefetched.
 const AHEAD: usize = 16;
@@ -51,7 +51,7 @@ pub fn available() -> bool {
 }
 
 /// Lines per (group, block): the scale line, then the quads.
-fn lines_per_block(kind: BlockKind) -> usize {
+const fn lines_per_block(kind: BlockKind) -> usize {
     match kind {
         BlockKind::Q4_1 => 1 + 4,
         BlockKind::Q8_0 => 1 + 8,
@@ -177,12 +177,7 @@ impl Packed {
             let col = (g - first) * LANES;
             let mut r = 0;
             while r < x.rows {
-                let take = match x.rows - r {
-                    8.. => 8,
-                    4..=7 => 4,
-                    2 | 3 => 2,
-                    _ => 1,
-                };
+                let take = qkernels::group(x.rows - r);
                 let dst = tile.as_mut_ptr().add(r * stride + col);
                 match (self.kind, take) {
                     (BlockKind::Q4_1, 8) => self.q4_1::<8>(g, x, r, dst, stride),
@@ -213,12 +208,13 @@ impl Packed {
         let nb = self.blocks;
         let mask = _mm512_set1_epi8(0x0f);
         let mut acc = [_mm512_setzero_ps(); R];
-        let lines = self.lines.as_ptr().add(g * nb * 5).cast::<u8>();
+        const LPB: usize = lines_per_block(BlockKind::Q4_1);
+        let lines = self.lines.as_ptr().add(g * nb * LPB).cast::<u8>();
         let (xq, xd, xs) = (x.qs.as_ptr(), x.d.as_ptr(), x.s.as_ptr());
         for b in 0..nb {
-            let p = lines.add(b * 5 * 64);
-            for l in 0..5 {
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add((AHEAD * 5 + l) * 64).cast());
+            let p = lines.add(b * LPB * 64);
+            for l in 0..LPB {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add((AHEAD * LPB + l) * 64).cast());
             }
             let d = _mm512_cvtph_ps(_mm256_load_si256(p.cast()));
             let m = _mm512_cvtph_ps(_mm256_load_si256(p.add(32).cast()));
@@ -270,13 +266,14 @@ impl Packed {
     ) {
         let nb = self.blocks;
         let mut acc = [_mm512_setzero_ps(); R];
-        let lines = self.lines.as_ptr().add(g * nb * 9).cast::<u8>();
+        const LPB: usize = lines_per_block(BlockKind::Q8_0);
+        let lines = self.lines.as_ptr().add(g * nb * LPB).cast::<u8>();
         let (xq, xd) = (x.qs.as_ptr(), x.d.as_ptr());
         const FLIP: i32 = 0x8080_8080_u32 as i32;
         for b in 0..nb {
-            let p = lines.add(b * 9 * 64);
-            for l in 0..9 {
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add((AHEAD * 9 + l) * 64).cast());
+            let p = lines.add(b * LPB * 64);
+            for l in 0..LPB {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add((AHEAD * LPB + l) * 64).cast());
             }
             let d = _mm512_cvtph_ps(_mm256_load_si256(p.cast()));
             let sum = _mm512_cvtepi16_epi32(_mm256_load_si256(p.add(32).cast()));
