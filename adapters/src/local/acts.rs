@@ -13,6 +13,9 @@ pub struct Acts {
     pub(super) qs: Vec<i8>,
     pub(super) d: Vec<f32>,
     pub(super) s: Vec<f32>,
+    /// `128 · Σq` per block: what offsetting every weight by 128 adds to an integer dot
+    /// product with this block (the VNNI kernels' unsigned Q8_0 weights).
+    pub(super) offset: Vec<i32>,
 }
 
 impl Acts {
@@ -30,13 +33,14 @@ impl Acts {
             qs: vec![0; rows * cols],
             d: vec![0.0; rows * blocks],
             s: vec![0.0; rows * blocks],
+            offset: vec![0; rows * blocks],
         };
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bw")
         {
             // SAFETY: the CPU has AVX-512 F and BW (checked just above); `x`, `a.qs`, `a.d`
-            // and `a.s` hold `rows · blocks` whole blocks (checked and sized above).
+            // `a.s` and `a.offset` hold `rows · blocks` whole blocks (checked and sized above).
             unsafe { quantize_avx512(x, &mut a) };
             return a;
         }
@@ -66,10 +70,10 @@ unsafe fn quantize_avx512(x: &[f32], a: &mut Acts) {
             let t = _mm512_mul_ps(v, id);
             let whole = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(t);
             let away = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(abs(_mm512_sub_ps(t, whole)), half);
-            let one = _mm512_or_ps(
-                _mm512_set1_ps(1.0),
-                _mm512_castsi512_ps(_mm512_and_si512(signs, _mm512_castps_si512(t))),
-            );
+            let one = _mm512_castsi512_ps(_mm512_or_si512(
+                _mm512_castps_si512(_mm512_set1_ps(1.0)),
+                _mm512_and_si512(signs, _mm512_castps_si512(t)),
+            ));
             let r = _mm512_cvttps_epi32(_mm512_mask_add_ps(whole, away, whole, one));
             sum = _mm512_add_epi32(sum, r);
             _mm_storeu_si128(
@@ -77,8 +81,10 @@ unsafe fn quantize_avx512(x: &[f32], a: &mut Acts) {
                 _mm512_cvtepi32_epi8(r),
             );
         }
+        let sum = _mm512_reduce_add_epi32(sum);
         a.d[i] = d;
-        a.s[i] = d * _mm512_reduce_add_epi32(sum) as f32;
+        a.s[i] = d * sum as f32;
+        a.offset[i] = 128 * sum;
     }
 }
 
@@ -100,5 +106,6 @@ pub(super) fn quantize_body(x: &[f32], a: &mut Acts) {
         }
         a.d[i] = d;
         a.s[i] = d * sum as f32;
+        a.offset[i] = 128 * sum;
     }
 }

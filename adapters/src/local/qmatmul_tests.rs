@@ -218,6 +218,7 @@ fn quantised_activations_match_the_portable_loop() {
     assert_eq!(fast.qs, slow.qs);
     assert_eq!(fast.d, slow.d);
     assert_eq!(fast.s, slow.s);
+    assert_eq!(fast.offset, slow.offset);
     assert_eq!(&fast.qs[..10], &[127, 3, -3, 4, -4, 1, -1, 0, 2, -127]);
 }
 

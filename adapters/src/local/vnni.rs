@@ -5,17 +5,19 @@
 //! 16 weight rows are interleaved so that the 16 lanes of a vector are 16 *outputs*:
 //!
 //! - per group of 16 rows and per block of 32 weights, one 64-byte line holds the 16 rows'
-//!   scales (`d` as f16, then `m` as f16 for Q4_1, or the row's weight sum `Σq` as i16 for Q8_0);
+//!   scales (`d` as f16, then for Q4_1 `m` as f16);
 //! - then come lines of 4-byte quads: line `t` holds bytes `4t..4t+4` of each row's quants, row
 //!   after row. For Q4_1 a quad's low nibbles are weights `4t..4t+4` and its high nibbles
-//!   weights `16+4t..16+4t+4`; for Q8_0 (8 lines) it is weights `4t..4t+4`.
+//!   weights `16+4t..16+4t+4`; for Q8_0 (8 lines) it is weights `4t..4t+4`, offset by 128
+//!   (`q ^ 0x80`) to make them unsigned.
 //!
-//! `vpdpbusd` then multiplies a line by one broadcast quad of the activation row and adds each
-//! lane's four products to that lane's integer sum. Q8_0 weights are signed, and `vpdpbusd`
-//! wants its first operand unsigned: the activation is offset by 128 (`x ^ 0x80`) and
-//! `128·Σq` is subtracted. Per block and lane the float work is `acc += isum·(d_w·d_x)` (and
-//! `+ m_w·s_x` for Q4_1), so an output's arithmetic is the same whatever else is in the batch:
-//! results are batch-invariant, and there is no horizontal sum at all.
+//! `vpdpbusd` then multiplies a line (unsigned) by one broadcast quad of the activation row
+//! (signed, straight from memory) and adds each lane's four products to that lane's integer
+//! sum. For Q8_0 the weights' offset added `128·Σq_x`, which the activation carries
+//! ([`Acts`]'s `offset`) and is subtracted, so the integer sum is exact. Per block and lane the
+//! float work is `acc += isum·(d_w·d_x)` (and `+ m_w·s_x` for Q4_1), so an output's arithmetic
+//! is the same whatever else is in the batch: results are batch-invariant, and there is no
+//! horizontal sum at all.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
@@ -74,16 +76,20 @@ impl Packed {
                 let at = (g * nb + b) * lpb;
                 let scales = &mut lines[at].0;
                 scales[2 * lane..2 * lane + 2].copy_from_slice(&blk[..2]);
-                let (second, quants) = match kind {
-                    BlockKind::Q4_1 => ([blk[2], blk[3]], &blk[4..20]),
-                    BlockKind::Q8_0 => {
-                        let sum: i16 = blk[2..34].iter().map(|q| i16::from(*q as i8)).sum();
-                        (sum.to_le_bytes(), &blk[2..34])
+                let (quants, flip) = match kind {
+                    BlockKind::Q4_1 => {
+                        scales[32 + 2 * lane..32 + 2 * lane + 2].copy_from_slice(&blk[2..4]);
+                        (&blk[4..20], 0)
                     }
+                    BlockKind::Q8_0 => (&blk[2..34], 0x80),
                 };
-                scales[32 + 2 * lane..32 + 2 * lane + 2].copy_from_slice(&second);
                 for (t, quad) in quants.chunks_exact(4).enumerate() {
-                    lines[at + 1 + t].0[4 * lane..4 * lane + 4].copy_from_slice(quad);
+                    for (dst, q) in lines[at + 1 + t].0[4 * lane..4 * lane + 4]
+                        .iter_mut()
+                        .zip(quad)
+                    {
+                        *dst = q ^ flip;
+                    }
                 }
             }
         }
@@ -120,7 +126,7 @@ impl Packed {
                 BlockKind::Q8_0 => {
                     for t in 0..8 {
                         for (j, q) in quad(t).iter().enumerate() {
-                            o[4 * t + j] = d * f32::from(*q as i8);
+                            o[4 * t + j] = d * f32::from((q ^ 0x80) as i8);
                         }
                     }
                 }
@@ -143,87 +149,83 @@ impl Packed {
         let threads = rayon::current_num_threads().max(1);
         // A few tasks per thread, so a thread slowed by others on the machine is caught up.
         let per_task = groups.div_ceil(threads * 4).max(1);
-        let task_rows = per_task * LANES;
         let tasks = groups.div_ceil(per_task);
-        // Each task writes its own `[n, task_rows]` tile; with one activation row that is
-        // already the output's layout.
-        let mut tiles = vec![0f32; tasks * n * task_rows];
-        tiles
-            .par_chunks_mut(n * task_rows)
-            .enumerate()
-            .for_each(|(task, tile)| {
-                let g0 = task * per_task;
-                let g1 = (g0 + per_task).min(groups);
-                // SAFETY: the CPU has the features (asserted above); the shapes of `x` and
-                // `tile` were checked above and `g0..g1` are groups of `self`.
-                unsafe { self.groups(x, g0..g1, tile, task_rows) };
-            });
-        for task in 0..tasks {
-            let first = task * task_rows;
-            let len = task_rows.min(self.rows - first);
-            for r in 0..n {
-                let tile = &tiles[(task * n + r) * task_rows..][..len];
-                out[r * self.rows + first..][..len].copy_from_slice(tile);
-            }
-        }
+        let out = Out(out.as_mut_ptr());
+        (0..tasks).into_par_iter().for_each(|task| {
+            let g0 = task * per_task;
+            let g1 = (g0 + per_task).min(groups);
+            // SAFETY: the CPU has the features (asserted above); the shapes of `x` and `out`
+            // were checked above, `g0..g1` are groups of `self`, and tasks write disjoint
+            // columns of `out`.
+            unsafe { self.groups(x, g0..g1, out.get()) };
+        });
     }
 
     /// Groups `g` of the weights against every activation row: output row `r`, lane `l` of
-    /// group `g` goes to `tile[r · stride + (g - first) · 16 + l]`.
+    /// group `g` goes to `out[r · rows + 16g + l]` (lanes past `rows` are not written).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn groups(&self, x: &Acts, g: std::ops::Range<usize>, tile: &mut [f32], stride: usize) {
-        let first = g.start;
+    unsafe fn groups(&self, x: &Acts, g: std::ops::Range<usize>, out: *mut f32) {
         for g in g {
-            let col = (g - first) * LANES;
+            let lanes = (self.rows - g * LANES).min(LANES);
+            let mask = (u32::MAX >> (32 - lanes)) as __mmask16;
             let mut r = 0;
             while r < x.rows {
                 let take = qkernels::group(x.rows - r);
-                let dst = tile.as_mut_ptr().add(r * stride + col);
+                let dst = Dst {
+                    at: out.add(r * self.rows + g * LANES),
+                    stride: self.rows,
+                    mask,
+                };
                 match (self.kind, take) {
-                    (BlockKind::Q4_1, 8) => self.q4_1::<8>(g, x, r, dst, stride),
-                    (BlockKind::Q4_1, 4) => self.q4_1::<4>(g, x, r, dst, stride),
-                    (BlockKind::Q4_1, 2) => self.q4_1::<2>(g, x, r, dst, stride),
-                    (BlockKind::Q4_1, _) => self.q4_1::<1>(g, x, r, dst, stride),
-                    (BlockKind::Q8_0, 8) => self.q8_0::<8>(g, x, r, dst, stride),
-                    (BlockKind::Q8_0, 4) => self.q8_0::<4>(g, x, r, dst, stride),
-                    (BlockKind::Q8_0, 2) => self.q8_0::<2>(g, x, r, dst, stride),
-                    (BlockKind::Q8_0, _) => self.q8_0::<1>(g, x, r, dst, stride),
+                    (BlockKind::Q4_1, 8) => self.kernel::<8, false>(g, x, r, dst),
+                    (BlockKind::Q4_1, 4) => self.kernel::<4, false>(g, x, r, dst),
+                    (BlockKind::Q4_1, 2) => self.kernel::<2, false>(g, x, r, dst),
+                    (BlockKind::Q4_1, _) => self.kernel::<1, false>(g, x, r, dst),
+                    (BlockKind::Q8_0, 8) => self.kernel::<8, true>(g, x, r, dst),
+                    (BlockKind::Q8_0, 4) => self.kernel::<4, true>(g, x, r, dst),
+                    (BlockKind::Q8_0, 2) => self.kernel::<2, true>(g, x, r, dst),
+                    (BlockKind::Q8_0, _) => self.kernel::<1, true>(g, x, r, dst),
                 }
                 r += take;
             }
         }
     }
 
-    /// Group `g` (Q4_1) against activation rows `r0..r0 + R`.
+    /// Group `g` (Q8_0 when `Q8`, else Q4_1) against activation rows `r0..r0 + R`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn q4_1<const R: usize>(
+    unsafe fn kernel<const R: usize, const Q8: bool>(
         &self,
         g: usize,
         x: &Acts,
         r0: usize,
-        dst: *mut f32,
-        stride: usize,
+        dst: Dst,
     ) {
         let nb = self.blocks;
+        let lpb = lines_per_block(if Q8 { BlockKind::Q8_0 } else { BlockKind::Q4_1 });
         let mask = _mm512_set1_epi8(0x0f);
         let mut acc = [_mm512_setzero_ps(); R];
-        const LPB: usize = lines_per_block(BlockKind::Q4_1);
-        let lines = self.lines.as_ptr().add(g * nb * LPB).cast::<u8>();
-        let (xq, xd, xs) = (x.qs.as_ptr(), x.d.as_ptr(), x.s.as_ptr());
+        let lines = self.lines.as_ptr().add(g * nb * lpb).cast::<u8>();
+        let (xq, xd, xs, xo) = (x.qs.as_ptr(), x.d.as_ptr(), x.s.as_ptr(), x.offset.as_ptr());
         for b in 0..nb {
-            let p = lines.add(b * LPB * 64);
-            for l in 0..LPB {
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add((AHEAD * LPB + l) * 64).cast());
+            let p = lines.add(b * lpb * 64);
+            for l in 0..lpb {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add((AHEAD * lpb + l) * 64).cast());
             }
             let d = _mm512_cvtph_ps(_mm256_load_si256(p.cast()));
             let m = _mm512_cvtph_ps(_mm256_load_si256(p.add(32).cast()));
-            let mut lo = [_mm512_setzero_si512(); 4];
-            let mut hi = [_mm512_setzero_si512(); 4];
-            for t in 0..4 {
-                let raw = _mm512_load_si512(p.add(64 * (1 + t)).cast());
-                lo[t] = _mm512_and_si512(raw, mask);
-                hi[t] = _mm512_and_si512(_mm512_srli_epi16::<4>(raw), mask);
+            // Line `t` meets activation quad `t` (weights `4t..4t+4`).
+            let mut w = [_mm512_setzero_si512(); 8];
+            if Q8 {
+                for (t, w) in w.iter_mut().enumerate() {
+                    *w = _mm512_load_si512(p.add(64 * (1 + t)).cast());
+                }
+            } else {
+                for t in 0..4 {
+                    let raw = _mm512_load_si512(p.add(64 * (1 + t)).cast());
+                    w[t] = _mm512_and_si512(raw, mask);
+                    w[4 + t] = _mm512_and_si512(_mm512_srli_epi16::<4>(raw), mask);
+                }
             }
             for (r, a) in acc.iter_mut().enumerate() {
                 let i = (r0 + r) * nb + b;
@@ -231,75 +233,46 @@ impl Packed {
                 let mut s0 = _mm512_setzero_si512();
                 let mut s1 = _mm512_setzero_si512();
                 for t in 0..4 {
-                    s0 = _mm512_dpbusd_epi32(
-                        s0,
-                        lo[t],
-                        _mm512_set1_epi32(q.add(t).read_unaligned()),
-                    );
-                    s1 = _mm512_dpbusd_epi32(
-                        s1,
-                        hi[t],
-                        _mm512_set1_epi32(q.add(4 + t).read_unaligned()),
-                    );
+                    let x0 = _mm512_set1_epi32(q.add(t).read_unaligned());
+                    let x1 = _mm512_set1_epi32(q.add(4 + t).read_unaligned());
+                    s0 = _mm512_dpbusd_epi32(s0, w[t], x0);
+                    s1 = _mm512_dpbusd_epi32(s1, w[4 + t], x1);
                 }
-                let isum = _mm512_add_epi32(s0, s1);
+                let mut isum = _mm512_add_epi32(s0, s1);
+                if Q8 {
+                    isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(*xo.add(i)));
+                }
                 let scale = _mm512_mul_ps(d, _mm512_set1_ps(*xd.add(i)));
                 *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, *a);
-                *a = _mm512_fmadd_ps(m, _mm512_set1_ps(*xs.add(i)), *a);
+                if !Q8 {
+                    *a = _mm512_fmadd_ps(m, _mm512_set1_ps(*xs.add(i)), *a);
+                }
             }
         }
         for (r, a) in acc.iter().enumerate() {
-            _mm512_storeu_ps(dst.add(r * stride), *a);
+            _mm512_mask_storeu_ps(dst.at.add(r * dst.stride), dst.mask, *a);
         }
     }
+}
 
-    /// Group `g` (Q8_0) against activation rows `r0..r0 + R`.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn q8_0<const R: usize>(
-        &self,
-        g: usize,
-        x: &Acts,
-        r0: usize,
-        dst: *mut f32,
-        stride: usize,
-    ) {
-        let nb = self.blocks;
-        let mut acc = [_mm512_setzero_ps(); R];
-        const LPB: usize = lines_per_block(BlockKind::Q8_0);
-        let lines = self.lines.as_ptr().add(g * nb * LPB).cast::<u8>();
-        let (xq, xd) = (x.qs.as_ptr(), x.d.as_ptr());
-        const FLIP: i32 = 0x8080_8080_u32 as i32;
-        for b in 0..nb {
-            let p = lines.add(b * LPB * 64);
-            for l in 0..LPB {
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add((AHEAD * LPB + l) * 64).cast());
-            }
-            let d = _mm512_cvtph_ps(_mm256_load_si256(p.cast()));
-            let sum = _mm512_cvtepi16_epi32(_mm256_load_si256(p.add(32).cast()));
-            let offset = _mm512_slli_epi32::<7>(sum);
-            let mut w = [_mm512_setzero_si512(); 8];
-            for (t, w) in w.iter_mut().enumerate() {
-                *w = _mm512_load_si512(p.add(64 * (1 + t)).cast());
-            }
-            for (r, a) in acc.iter_mut().enumerate() {
-                let i = (r0 + r) * nb + b;
-                let q = xq.add(i * QK).cast::<i32>();
-                let mut s0 = _mm512_setzero_si512();
-                let mut s1 = _mm512_setzero_si512();
-                for t in 0..4 {
-                    let x0 = _mm512_set1_epi32(q.add(t).read_unaligned() ^ FLIP);
-                    let x1 = _mm512_set1_epi32(q.add(4 + t).read_unaligned() ^ FLIP);
-                    s0 = _mm512_dpbusd_epi32(s0, x0, w[t]);
-                    s1 = _mm512_dpbusd_epi32(s1, x1, w[4 + t]);
-                }
-                let isum = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), offset);
-                let scale = _mm512_mul_ps(d, _mm512_set1_ps(*xd.add(i)));
-                *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, *a);
-            }
-        }
-        for (r, a) in acc.iter().enumerate() {
-            _mm512_storeu_ps(dst.add(r * stride), *a);
-        }
+/// Where a kernel stores its `R × 16` results: row `r` at `at + r · stride`, lanes in `mask`.
+#[derive(Clone, Copy)]
+struct Dst {
+    at: *mut f32,
+    stride: usize,
+    mask: __mmask16,
+}
+
+/// The output buffer, shared by tasks that write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+
+// SAFETY: `Packed::matmul`'s tasks write disjoint columns of the buffer, which outlives them.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    fn get(self) -> *mut f32 {
+        self.0
     }
 }
