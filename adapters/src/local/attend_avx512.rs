@@ -1,18 +1,22 @@
 //! Grouped-query attention over the `f16` KV cache with AVX-512 (head sizes 64 and 128).
 //!
-//! For one KV head and the query heads that share it: each key row is widened to `f32` once
-//! and dotted with every query head of the group; the softmax's `exp` is a vectorised
-//! polynomial (range reduction to `2^n · e^r`, `scalef` for the `2^n`); the weighted sum of
-//! value rows runs two positions at a time into separate accumulators, so that the FMA chains
-//! overlap.
+//! For one KV head and the query heads that share it:
+//! - scores a tile of 16 positions at a time: the keys are stored transposed
+//!   ([`super::ops::LayerKv`]), so each key component is one vector of 16 positions, widened
+//!   to `f32` once and multiplied by that component of every query head (broadcast from
+//!   memory): chains of FMAs, no horizontal sums;
+//! - the softmax's `exp` is a vectorised polynomial (range reduction to `2^n · e^r`, `scalef`
+//!   for the `2^n`);
+//! - the weighted sum of value rows widens each row once for up to `16 / C` query heads.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
 
-use super::ops::{Heads, LayerKv};
+use super::ops::{Heads, LayerKv, TILE};
 
 /// Runs [`super::ops::attend`]'s work when the CPU and the head size allow; returns whether
-/// it did. The caller checked the shapes of `q`, `kv`, `scores` and `out`.
+/// it did. The caller checked the shapes of `q` and `out`, that `kv` holds `len` positions,
+/// and sized `scores` to `group` rows of `len` rounded up to whole tiles.
 pub fn attend(
     q: &[f32],
     kv: &LayerKv,
@@ -25,12 +29,11 @@ pub fn attend(
     if !std::arch::is_x86_feature_detected!("avx512f") {
         return false;
     }
-    // SAFETY: the CPU has AVX-512F (checked above); `ops::attend` checked that `q` and `out`
-    // hold whole heads, `scores` one row of `len` per head and `kv` `len` positions.
+    // SAFETY: the CPU has AVX-512F (checked above); shapes as the caller checked them.
     unsafe {
         match h.head_dim {
-            64 => heads::<4>(q, kv, kv_head, len, h, scores, out),
-            128 => heads::<8>(q, kv, kv_head, len, h, scores, out),
+            64 => heads::<4>(q, kv, kv_head, len, scores, out),
+            128 => heads::<8>(q, kv, kv_head, len, scores, out),
             _ => return false,
         }
     }
@@ -44,63 +47,108 @@ unsafe fn heads<const C: usize>(
     kv: &LayerKv,
     kv_head: usize,
     len: usize,
-    h: Heads,
     scores: &mut [f32],
     out: &mut [f32],
 ) {
     let hd = 16 * C;
-    let kv_dim = h.n_kv_head * hd;
     let group = q.len() / hd;
-    let scale = 1.0 / (hd as f32).sqrt();
-    let keys = kv.k.as_ptr().cast::<u16>().add(kv_head * hd);
-    let values = kv.v.as_ptr().cast::<u16>().add(kv_head * hd);
-    let s = scores.as_mut_ptr();
-    for j in 0..len {
-        let row = keys.add(j * kv_dim);
-        let mut k = [_mm512_setzero_ps(); C];
-        for (c, k) in k.iter_mut().enumerate() {
-            *k = _mm512_cvtph_ps(_mm256_loadu_si256(row.add(16 * c).cast()));
+    let stride = len.next_multiple_of(TILE);
+    let keys = kv.keys(kv_head).as_ptr().cast::<u16>();
+    let values = kv.values(kv_head).as_ptr().cast::<u16>();
+    let (q, s, o) = (q.as_ptr(), scores.as_mut_ptr(), out.as_mut_ptr());
+    let mut g = 0;
+    while g < group {
+        let n = match group - g {
+            1 => scores_for::<1>(keys, len, hd, q.add(g * hd), s.add(g * stride), stride),
+            2 => scores_for::<2>(keys, len, hd, q.add(g * hd), s.add(g * stride), stride),
+            3 => scores_for::<3>(keys, len, hd, q.add(g * hd), s.add(g * stride), stride),
+            _ => scores_for::<4>(keys, len, hd, q.add(g * hd), s.add(g * stride), stride),
+        };
+        g += n;
+    }
+    let mut inv = [0f32; 4];
+    let mut g = 0;
+    while g < group {
+        // Accumulators: `G · C` of them, at most 16.
+        let n = (group - g).min(16 / C).min(4);
+        for (i, inv) in inv.iter_mut().enumerate().take(n) {
+            *inv = 1.0 / softmax_unnormalised(s.add((g + i) * stride), len);
         }
-        for g in 0..group {
-            let qg = q.as_ptr().add(g * hd);
-            let mut acc = _mm512_mul_ps(_mm512_loadu_ps(qg), k[0]);
-            for (c, k) in k.iter().enumerate().skip(1) {
-                acc = _mm512_fmadd_ps(_mm512_loadu_ps(qg.add(16 * c)), *k, acc);
+        let (p, out) = (s.add(g * stride), o.add(g * hd));
+        match n {
+            1 => weighted::<C, 1>(values, len, p, stride, &inv, out),
+            2 => weighted::<C, 2>(values, len, p, stride, &inv, out),
+            3 => weighted::<C, 3>(values, len, p, stride, &inv, out),
+            _ => weighted::<C, 4>(values, len, p, stride, &inv, out),
+        }
+        g += n;
+    }
+}
+
+/// Scores of `G` query heads (`q`, `hd` apart) at positions `0..len`, scaled by `1/√hd`, into
+/// rows `stride` apart (whole tiles: lanes past `len` are written too). Returns `G`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn scores_for<const G: usize>(
+    keys: *const u16,
+    len: usize,
+    hd: usize,
+    q: *const f32,
+    s: *mut f32,
+    stride: usize,
+) -> usize {
+    let scale = _mm512_set1_ps(1.0 / (hd as f32).sqrt());
+    for t in 0..len.div_ceil(TILE) {
+        let tile = keys.add(t * hd * TILE);
+        // Two chains per head (even and odd components) to overlap the FMAs' latency.
+        let mut acc = [[_mm512_setzero_ps(); 2]; G];
+        for c in (0..hd).step_by(2) {
+            let k0 = _mm512_cvtph_ps(_mm256_loadu_si256(tile.add(c * TILE).cast()));
+            let k1 = _mm512_cvtph_ps(_mm256_loadu_si256(tile.add((c + 1) * TILE).cast()));
+            for (g, acc) in acc.iter_mut().enumerate() {
+                let qg = q.add(g * hd + c);
+                acc[0] = _mm512_fmadd_ps(_mm512_set1_ps(*qg), k0, acc[0]);
+                acc[1] = _mm512_fmadd_ps(_mm512_set1_ps(*qg.add(1)), k1, acc[1]);
             }
-            *s.add(g * len + j) = _mm512_reduce_add_ps(acc) * scale;
+        }
+        for (g, acc) in acc.iter().enumerate() {
+            let v = _mm512_mul_ps(_mm512_add_ps(acc[0], acc[1]), scale);
+            _mm512_storeu_ps(s.add(g * stride + t * TILE), v);
         }
     }
-    for g in 0..group {
-        let p = s.add(g * len);
-        let inv = _mm512_set1_ps(1.0 / softmax_unnormalised(p, len));
-        let mut a0 = [_mm512_setzero_ps(); C];
-        let mut a1 = [_mm512_setzero_ps(); C];
-        let mut j = 0;
-        while j + 1 < len {
-            let (w0, w1) = (_mm512_set1_ps(*p.add(j)), _mm512_set1_ps(*p.add(j + 1)));
-            let (r0, r1) = (values.add(j * kv_dim), values.add((j + 1) * kv_dim));
-            for c in 0..C {
-                let v0 = _mm512_cvtph_ps(_mm256_loadu_si256(r0.add(16 * c).cast()));
-                let v1 = _mm512_cvtph_ps(_mm256_loadu_si256(r1.add(16 * c).cast()));
-                a0[c] = _mm512_fmadd_ps(w0, v0, a0[c]);
-                a1[c] = _mm512_fmadd_ps(w1, v1, a1[c]);
-            }
-            j += 2;
+    G
+}
+
+/// `out[g] = inv[g] · Σ_j p[g][j] · v[j]` for `G` heads (`p` rows `stride` apart, `out`
+/// rows `16 · C` apart): each value row is widened once for all of them.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn weighted<const C: usize, const G: usize>(
+    values: *const u16,
+    len: usize,
+    p: *const f32,
+    stride: usize,
+    inv: &[f32; 4],
+    out: *mut f32,
+) {
+    let mut acc = [[_mm512_setzero_ps(); C]; G];
+    for j in 0..len {
+        let row = values.add(j * 16 * C);
+        let mut v = [_mm512_setzero_ps(); C];
+        for (c, v) in v.iter_mut().enumerate() {
+            *v = _mm512_cvtph_ps(_mm256_loadu_si256(row.add(16 * c).cast()));
         }
-        if j < len {
-            let w0 = _mm512_set1_ps(*p.add(j));
-            let r0 = values.add(j * kv_dim);
-            for (c, a) in a0.iter_mut().enumerate() {
-                let v0 = _mm512_cvtph_ps(_mm256_loadu_si256(r0.add(16 * c).cast()));
-                *a = _mm512_fmadd_ps(w0, v0, *a);
+        for (g, acc) in acc.iter_mut().enumerate() {
+            let w = _mm512_set1_ps(*p.add(g * stride + j));
+            for (a, v) in acc.iter_mut().zip(&v) {
+                *a = _mm512_fmadd_ps(w, *v, *a);
             }
         }
-        let o = out.as_mut_ptr().add(g * hd);
-        for c in 0..C {
-            _mm512_storeu_ps(
-                o.add(16 * c),
-                _mm512_mul_ps(_mm512_add_ps(a0[c], a1[c]), inv),
-            );
+    }
+    for (g, acc) in acc.iter().enumerate() {
+        let inv = _mm512_set1_ps(inv[g]);
+        for (c, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.add(g * 16 * C + 16 * c), _mm512_mul_ps(*a, inv));
         }
     }
 }

@@ -317,7 +317,7 @@ impl Llama {
         let mut last = Vec::with_capacity(steps.len());
         for (si, s) in steps.iter_mut().enumerate() {
             for l in s.cache.layers.iter_mut() {
-                l.truncate(s.cache.len, kv_dim);
+                l.truncate(s.cache.len);
             }
             rows.extend((0..s.tokens.len()).map(|i| (si, s.cache.len + i)));
             last.push(rows.len() - 1);
@@ -343,7 +343,7 @@ impl Llama {
                 );
                 ops::rope(&mut row[..q_dim + kv_dim], hd, cos, sin);
                 let (k, v) = row[q_dim..].split_at(kv_dim);
-                steps[si].cache.layers[li].push(k, v, KV_CHUNK * kv_dim);
+                steps[si].cache.layers[li].push(k, v, hd, KV_CHUNK);
             }
             let caches: Vec<&LayerKv> = steps.iter().map(|s| &s.cache.layers[li]).collect();
             // One task per (row, KV head): a single decoding sequence still uses every thread.
