@@ -12,6 +12,7 @@
 
 use std::arch::x86_64::*;
 
+use super::math_avx512::exp;
 use super::ops::{Heads, LayerKv, TILE};
 
 /// Runs [`super::ops::attend`]'s work when the CPU and the head size allow; returns whether
@@ -178,24 +179,4 @@ unsafe fn softmax_unnormalised(p: *mut f32, len: usize) -> f32 {
         sum = _mm512_mask_add_ps(sum, m, sum, e);
     }
     _mm512_reduce_add_ps(sum)
-}
-
-/// `e^x` for `x ≤ 0` (below -87 gives 0 or a tiny value): `x = n·ln2 + r`, `|r| ≤ ln2/2`,
-/// degree-6 Taylor for `e^r` (relative error ≤ 2e-7), times `2^n` by `scalef`.
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn exp(x: __m512) -> __m512 {
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = _mm512_max_ps(x, _mm512_set1_ps(-87.0));
-    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-        _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
-    );
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
-    let mut p = _mm512_set1_ps(1.0 / 720.0);
-    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
-    }
-    _mm512_scalef_ps(p, n)
 }

@@ -21,6 +21,9 @@ pub mod acts;
 #[cfg(target_arch = "x86_64")]
 #[path = "attend_avx512.rs"]
 mod attend_avx512;
+#[cfg(target_arch = "x86_64")]
+#[path = "math_avx512.rs"]
+mod math_avx512;
 #[path = "ops.rs"]
 mod ops;
 #[path = "qkernels.rs"]

@@ -131,10 +131,16 @@ pub fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]) {
 
 /// `silu(g) · u` for rows `[g | u]` of `2 · ff` values; returns rows of `ff`.
 pub fn silu_mul(gu: &[f32], ff: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(gu.len() / 2);
-    for row in gu.chunks_exact(2 * ff) {
+    let mut out = vec![0.0; gu.len() / 2];
+    for (row, out) in gu.chunks_exact(2 * ff).zip(out.chunks_exact_mut(ff)) {
         let (g, u) = row.split_at(ff);
-        out.extend(g.iter().zip(u).map(|(g, u)| g / (1.0 + (-g).exp()) * u));
+        #[cfg(target_arch = "x86_64")]
+        if super::math_avx512::silu_mul(g, u, out) {
+            continue;
+        }
+        for ((o, g), u) in out.iter_mut().zip(g).zip(u) {
+            *o = g / (1.0 + (-g).exp()) * u;
+        }
     }
     out
 }
