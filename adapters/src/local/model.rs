@@ -23,7 +23,7 @@ pub mod acts;
 mod attend_avx512;
 #[cfg(target_arch = "x86_64")]
 #[path = "math_avx512.rs"]
-mod math_avx512;
+pub(super) mod math_avx512;
 #[path = "ops.rs"]
 mod ops;
 #[path = "qkernels.rs"]

@@ -61,65 +61,70 @@ impl Rng {
 pub struct Sampler {
     params: SamplingParams,
     rng: Rng,
+    /// Scratch: each token's weight `e^((l - max) / T)`, and their sums by [`BLOCK`].
+    weights: Vec<f32>,
+    sums: Vec<f64>,
 }
+
+/// Tokens per partial sum of the weights: drawing in id order walks the sums, then one block.
+const BLOCK: usize = 256;
+
+/// Weight floors tried in turn when looking for the top-k or top-p candidates: every token at
+/// or above a floor is kept, so the heaviest tokens overall are the heaviest of those kept;
+/// a floor is low enough once it keeps `k` tokens or the `p` share of the weight.
+const FLOORS: [f32; 8] = [
+    1.0 / (1 << 4) as f32,
+    1.0 / (1 << 8) as f32,
+    1.0 / (1 << 12) as f32,
+    1.0 / (1 << 16) as f32,
+    1.0 / (1 << 20) as f32,
+    1.0 / (1 << 24) as f32,
+    1e-12,
+    0.0,
+];
 
 impl Sampler {
     pub fn new(params: SamplingParams) -> Self {
         let rng = Rng(params.seed);
-        Sampler { params, rng }
+        Sampler {
+            params,
+            rng,
+            weights: Vec::new(),
+            sums: Vec::new(),
+        }
     }
 
     /// The next token. `recent` is the tail of the sequence (prompt included) for the
     /// repetition penalty, `generated` the tokens produced so far.
+    ///
+    /// With top-k or top-p the candidates are drawn from heaviest first (ties: lower id
+    /// first), else in id order. Neither needs sorting the whole vocabulary: see [`FLOORS`].
     pub fn sample(&mut self, logits: &mut [f32], recent: &[u32], generated: &[u32]) -> u32 {
         self.penalise(logits, recent, generated);
         let p = &self.params;
         if p.temperature <= 1e-5 || p.top_k == 1 {
             return argmax(logits);
         }
-        let mut cand: Vec<(u32, f32)> = logits
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| (i as u32, l / p.temperature))
-            .filter(|(_, l)| l.is_finite())
-            .collect();
-        if cand.is_empty() {
+        let max = finite_max(logits);
+        if !max.is_finite() {
             return argmax(logits);
         }
-        let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1);
-        if p.top_k > 0 && p.top_k < cand.len() {
-            cand.select_nth_unstable_by(p.top_k - 1, by_logit);
-            cand.truncate(p.top_k);
-        }
-        let max = cand.iter().map(|c| c.1).fold(f32::NEG_INFINITY, f32::max);
-        let mut probs: Vec<(u32, f64)> = cand
-            .iter()
-            .map(|&(i, l)| (i, f64::from(l - max).exp()))
-            .collect();
-        let total: f64 = probs.iter().map(|p| p.1).sum();
-        if p.top_p < 1.0 {
-            probs.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let mut acc = 0.0;
-            let limit = f64::from(p.top_p.max(0.0)) * total;
-            let mut keep = probs.len();
-            for (n, c) in probs.iter().enumerate() {
-                acc += c.1;
-                if acc >= limit {
-                    keep = n + 1;
-                    break;
-                }
-            }
-            probs.truncate(keep.max(1));
-        }
-        let total: f64 = probs.iter().map(|p| p.1).sum();
-        let mut r = self.rng.unit() * total;
-        for &(i, w) in &probs {
-            if r < w {
-                return i;
-            }
-            r -= w;
-        }
-        probs.last().map(|p| p.0).unwrap_or_else(|| argmax(logits))
+        let (w, sums) = (&mut self.weights, &mut self.sums);
+        w.resize(logits.len(), 0.0);
+        sums.resize(logits.len().div_ceil(BLOCK), 0.0);
+        weights(logits, max, 1.0 / p.temperature, w, sums);
+        let total: f64 = sums.iter().sum();
+        let r = self.rng.unit();
+        let top_k = (p.top_k > 0 && p.top_k < w.len()).then_some(p.top_k);
+        let top_p = (p.top_p < 1.0).then(|| f64::from(p.top_p.max(0.0)));
+        let token = if top_k.is_none() && top_p.is_none() {
+            draw_by_id(w, sums, r * total)
+        } else {
+            let kept = candidates(w, total, top_k, top_p);
+            let total: f64 = kept.iter().map(|&i| f64::from(w[i as usize])).sum();
+            draw(w, kept.iter().copied(), r * total)
+        };
+        token.unwrap_or_else(|| argmax(logits))
     }
 
     fn penalise(&self, logits: &mut [f32], recent: &[u32], generated: &[u32]) {
@@ -155,87 +160,181 @@ impl Sampler {
     }
 }
 
+/// The first index of the largest logit (NaN never wins), in 16 lanes so that it vectorises.
 fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &l) in logits.iter().enumerate() {
-        if l > logits[best] {
-            best = i;
+    let mut best = [f32::NEG_INFINITY; 16];
+    let mut at = [0u32; 16];
+    let chunks = logits.chunks_exact(16);
+    let tail = chunks.remainder();
+    for (c, chunk) in chunks.enumerate() {
+        for (j, &x) in chunk.iter().enumerate() {
+            if x > best[j] {
+                best[j] = x;
+                at[j] = (16 * c + j) as u32;
+            }
         }
     }
-    best as u32
+    let (mut b, mut i) = (f32::NEG_INFINITY, 0u32);
+    for (&x, &a) in best.iter().zip(&at) {
+        if x > b || (x == b && a < i) {
+            (b, i) = (x, a);
+        }
+    }
+    let base = logits.len() - tail.len();
+    for (j, &x) in tail.iter().enumerate() {
+        if x > b {
+            (b, i) = (x, (base + j) as u32);
+        }
+    }
+    i
+}
+
+/// The largest finite logit (`-inf` when there is none), in 16 lanes so that it vectorises.
+fn finite_max(logits: &[f32]) -> f32 {
+    let mut best = [f32::NEG_INFINITY; 16];
+    let chunks = logits.chunks_exact(16);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (b, &x) in best.iter_mut().zip(chunk) {
+            *b = if x.is_finite() && x > *b { x } else { *b };
+        }
+    }
+    best.iter()
+        .chain(tail.iter().filter(|x| x.is_finite()))
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
+}
+
+/// `w[i] = e^((l[i] - max) · inv_t)`, 0 for a logit that is not finite; `sums[b]` the sum of
+/// block `b` of [`BLOCK`] weights.
+fn weights(logits: &[f32], max: f32, inv_t: f32, w: &mut [f32], sums: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::model::math_avx512::weights(logits, max, inv_t, w, sums, BLOCK) {
+        return;
+    }
+    for ((w, l), sum) in w
+        .chunks_mut(BLOCK)
+        .zip(logits.chunks(BLOCK))
+        .zip(sums.iter_mut())
+    {
+        *sum = 0.0;
+        for (w, &l) in w.iter_mut().zip(l) {
+            *w = if l.is_finite() {
+                ((l - max) * inv_t).exp()
+            } else {
+                0.0
+            };
+            *sum += f64::from(*w);
+        }
+    }
+}
+
+/// [`draw`] over every token in id order: the block sums first, then within one block.
+fn draw_by_id(w: &[f32], sums: &[f64], mut r: f64) -> Option<u32> {
+    let mut last = None;
+    for (b, &s) in sums.iter().enumerate() {
+        if s <= 0.0 {
+            continue;
+        }
+        last = Some(b);
+        if r < s {
+            break;
+        }
+        r -= s;
+    }
+    let b = last?;
+    let ids = (b * BLOCK) as u32..(w.len().min((b + 1) * BLOCK)) as u32;
+    draw(w, ids, r)
+}
+
+/// The first of `order` at which the running weight passes `r`.
+fn draw(w: &[f32], order: impl Iterator<Item = u32>, mut r: f64) -> Option<u32> {
+    let mut last = None;
+    for i in order {
+        let x = f64::from(w[i as usize]);
+        if x <= 0.0 {
+            continue;
+        }
+        if r < x {
+            return Some(i);
+        }
+        r -= x;
+        last = Some(i);
+    }
+    last
+}
+
+/// How many weights are at least `floor` (and above 0), and their sum (in `f32` lanes on the
+/// vector path; the exact check follows in [`candidates`]).
+fn above(w: &[f32], floor: f32) -> (usize, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(found) = super::model::math_avx512::above(w, floor) {
+        return found;
+    }
+    w.iter()
+        .filter(|&&x| x >= floor && x > 0.0)
+        .fold((0, 0.0), |(n, m), &x| (n + 1, m + f64::from(x)))
+}
+
+/// Heaviest first, ties to the lower id.
+fn heavier(w: &[f32], a: u32, b: u32) -> std::cmp::Ordering {
+    w[b as usize].total_cmp(&w[a as usize]).then(a.cmp(&b))
+}
+
+/// The top-k tokens (when `top_k`), then of those the shortest heaviest-first run that holds
+/// the `top_p` share of their weight (when `top_p`); heaviest first.
+/// `total` is the sum of `w`.
+pub(super) fn candidates(
+    w: &[f32],
+    total: f64,
+    top_k: Option<usize>,
+    top_p: Option<f64>,
+) -> Vec<u32> {
+    let mut kept = Vec::new();
+    for floor in FLOORS {
+        let last = floor == 0.0;
+        if !last {
+            // Cheap checks first: is this floor low enough?
+            let (count, mass) = above(w, floor);
+            match top_k {
+                Some(k) if count < k => continue,
+                None if top_p.is_some_and(|p| mass < p * total) => continue,
+                _ => {}
+            }
+        }
+        kept.clear();
+        kept.extend((0..w.len() as u32).filter(|&i| {
+            let x = w[i as usize];
+            x >= floor && x > 0.0
+        }));
+        let mut total = total;
+        if let Some(k) = top_k {
+            if kept.len() > k {
+                kept.select_nth_unstable_by(k - 1, |&a, &b| heavier(w, a, b));
+                kept.truncate(k);
+            }
+            total = kept.iter().map(|&i| f64::from(w[i as usize])).sum();
+        }
+        kept.sort_unstable_by(|&a, &b| heavier(w, a, b));
+        let Some(p) = top_p else { break };
+        let limit = p * total;
+        let mut acc = 0.0;
+        let end = kept.iter().position(|&i| {
+            acc += f64::from(w[i as usize]);
+            acc >= limit
+        });
+        match end {
+            Some(n) => {
+                kept.truncate(n + 1);
+                break;
+            }
+            // Every token above this floor holds less than the share: go lower.
+            None if !last => continue,
+            None => break,
+        }
+    }
+    kept
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn params(temperature: f32) -> SamplingParams {
-        SamplingParams {
-            temperature,
-            seed: 7,
-            ..SamplingParams::default()
-        }
-    }
-
-    #[test]
-    fn greedy_takes_the_largest() {
-        let mut s = Sampler::new(params(0.0));
-        assert_eq!(s.sample(&mut [0.1, 3.0, 2.0], &[], &[]), 1);
-    }
-
-    #[test]
-    fn top_k_one_and_top_p_tiny_are_greedy() {
-        let mut s = Sampler::new(SamplingParams {
-            top_k: 1,
-            ..params(1.0)
-        });
-        assert_eq!(s.sample(&mut [0.1, 3.0, 2.0], &[], &[]), 1);
-        let mut s = Sampler::new(SamplingParams {
-            top_p: 0.01,
-            ..params(1.0)
-        });
-        for _ in 0..50 {
-            assert_eq!(s.sample(&mut [0.1, 3.0, 2.0], &[], &[]), 1);
-        }
-    }
-
-    #[test]
-    fn the_seed_makes_it_reproducible_and_top_k_limits_it() {
-        let logits = [1.0f32, 1.0, 1.0, 1.0, 0.5, 0.5];
-        let run = |seed: u64, top_k: usize| -> Vec<u32> {
-            let mut s = Sampler::new(SamplingParams {
-                seed,
-                top_k,
-                ..params(1.0)
-            });
-            (0..64)
-                .map(|_| s.sample(&mut logits.clone(), &[], &[]))
-                .collect()
-        };
-        assert_eq!(run(1, 0), run(1, 0));
-        assert_ne!(run(1, 0), run(2, 0));
-        let all = run(3, 0);
-        assert!(all.iter().any(|&t| t >= 4), "{all:?}");
-        assert!(run(3, 4).iter().all(|&t| t < 4));
-    }
-
-    #[test]
-    fn penalties_push_repeated_tokens_down() {
-        let mut s = Sampler::new(SamplingParams {
-            repetition_penalty: 2.0,
-            ..params(0.0)
-        });
-        // Token 1 (3.0 -> 1.5) falls behind token 2 (2.0).
-        assert_eq!(s.sample(&mut [0.1, 3.0, 2.0], &[1], &[]), 2);
-        let mut s = Sampler::new(SamplingParams {
-            frequency_penalty: 0.6,
-            ..params(0.0)
-        });
-        assert_eq!(s.sample(&mut [0.1, 3.0, 2.0], &[], &[1, 1]), 2);
-        let mut s = Sampler::new(SamplingParams {
-            presence_penalty: 0.5,
-            ..params(0.0)
-        });
-        assert_eq!(s.sample(&mut [0.1, 3.0, 2.9], &[], &[1, 1]), 2);
-    }
-}
+#[path = "sampler_tests.rs"]
+mod tests;
