@@ -8,10 +8,11 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::model::{Llama, SeqCache, Step, WeightFormat};
-use super::sampler::{Sampler, SamplingParams};
+use super::sampler::{Sampler, SamplingParams, PENALTY_WINDOW};
 use super::stop::StopMatcher;
 use super::tokenizer::{Detokenizer, GgufTokenizer};
 use super::LocalError;
@@ -305,10 +306,7 @@ fn serve(model: &Llama, tok: &GgufTokenizer, jobs: Receiver<Job>, max_batch: usi
         }
         let fed: Vec<usize> = steps.iter().map(|s| s.tokens.len()).collect();
         let step_started = Instant::now();
-        let result = model.forward(&mut steps).and_then(|l| {
-            l.to_vec2::<f32>()
-                .map_err(|e| LocalError::Model(e.to_string()))
-        });
+        let result = model.logits(&mut steps);
         drop(steps);
         let step_time = step_started.elapsed();
         let total_fed: usize = fed.iter().sum();
@@ -323,21 +321,37 @@ fn serve(model: &Llama, tok: &GgufTokenizer, jobs: Receiver<Job>, max_batch: usi
                     finished[i] = true;
                 }
             }
-            Ok(mut rows) => {
-                for (row, (&i, n)) in rows.iter_mut().zip(planned.iter().zip(fed)) {
-                    let s = &mut active[i];
+            Ok(mut logits) => {
+                // Sequences whose prompt is now read sample a token, in parallel on the
+                // model's threads (a sampler is tens of microseconds per sequence).
+                let mut sampling: Vec<(usize, &mut [f32], &mut Seq)> = Vec::new();
+                let vocab = logits.len() / planned.len().max(1);
+                let rows = logits.chunks_exact_mut(vocab.max(1));
+                // `planned` is in increasing order of `active`'s indices.
+                let mut by_index = active.iter_mut().enumerate();
+                for (row, (&i, &n)) in rows.zip(planned.iter().zip(&fed)) {
+                    let Some((_, s)) = by_index.find(|(j, _)| *j == i) else {
+                        break;
+                    };
                     if s.prefilling() {
                         s.fed += n;
-                        if s.prefilling() {
-                            continue;
-                        }
                     }
-                    let start = s
-                        .tokens
-                        .len()
-                        .saturating_sub(super::sampler::PENALTY_WINDOW);
-                    let token = s.sampler.sample(row, &s.tokens[start..], &s.generated);
-                    finished[i] = !s.accept(token, tok, context);
+                    if !s.prefilling() {
+                        sampling.push((i, row, s));
+                    }
+                }
+                let tokens: Vec<(usize, u32)> = model.install(|| {
+                    sampling
+                        .par_iter_mut()
+                        .map(|(i, row, s)| {
+                            let start = s.tokens.len().saturating_sub(PENALTY_WINDOW);
+                            (*i, s.sampler.sample(row, &s.tokens[start..], &s.generated))
+                        })
+                        .collect()
+                });
+                drop(sampling);
+                for (i, token) in tokens {
+                    finished[i] = !active[i].accept(token, tok, context);
                 }
             }
         }

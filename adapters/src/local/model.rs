@@ -285,6 +285,16 @@ impl Llama {
     /// Runs the new tokens of every step; returns the logits of each step's last token,
     /// `[steps, vocab]`. Every step needs at least one token.
     pub fn forward(&self, steps: &mut [Step<'_>]) -> Result<Tensor> {
+        let logits = self.logits(steps)?;
+        Ok(Tensor::from_vec(
+            logits,
+            (steps.len(), self.vocab()?),
+            &Device::Cpu,
+        )?)
+    }
+
+    /// [`Llama::forward`]'s logits as one plain vector, row after row.
+    pub fn logits(&self, steps: &mut [Step<'_>]) -> Result<Vec<f32>> {
         let cfg = &self.cfg;
         for s in steps.iter() {
             if s.tokens.is_empty() {
@@ -297,12 +307,13 @@ impl Llama {
                 });
             }
         }
-        let logits = self.pool.install(|| self.run(steps))?;
-        Ok(Tensor::from_vec(
-            logits,
-            (steps.len(), self.vocab()?),
-            &Device::Cpu,
-        )?)
+        self.pool.install(|| self.run(steps))
+    }
+
+    /// Runs `f` on the model's thread pool (so that its parallel work uses the model's
+    /// threads, not the global pool).
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
     }
 
     fn run(&self, steps: &mut [Step<'_>]) -> Result<Vec<f32>> {
