@@ -261,6 +261,12 @@ fn admit(model: &Llama, job: Job) -> Option<Seq> {
     })
 }
 
+/// A sequence's next token from its logits row; with the sequence's index in `active`.
+fn sample((i, row, s): &mut (usize, &mut [f32], &mut Seq)) -> (usize, u32) {
+    let start = s.tokens.len().saturating_sub(PENALTY_WINDOW);
+    (*i, s.sampler.sample(row, &s.tokens[start..], &s.generated))
+}
+
 fn serve(model: &Llama, tok: &GgufTokenizer, jobs: Receiver<Job>, max_batch: usize) {
     let context = model.cfg.context;
     let mut active: Vec<Seq> = Vec::new();
@@ -322,8 +328,8 @@ fn serve(model: &Llama, tok: &GgufTokenizer, jobs: Receiver<Job>, max_batch: usi
                 }
             }
             Ok(mut logits) => {
-                // Sequences whose prompt is now read sample a token, in parallel on the
-                // model's threads (a sampler is tens of microseconds per sequence).
+                // Sequences whose prompt is now read sample a token; several in parallel on
+                // the model's threads (a sampler takes tens of microseconds).
                 let mut sampling: Vec<(usize, &mut [f32], &mut Seq)> = Vec::new();
                 let vocab = logits.len() / planned.len().max(1);
                 let rows = logits.chunks_exact_mut(vocab.max(1));
@@ -340,15 +346,11 @@ fn serve(model: &Llama, tok: &GgufTokenizer, jobs: Receiver<Job>, max_batch: usi
                         sampling.push((i, row, s));
                     }
                 }
-                let tokens: Vec<(usize, u32)> = model.install(|| {
-                    sampling
-                        .par_iter_mut()
-                        .map(|(i, row, s)| {
-                            let start = s.tokens.len().saturating_sub(PENALTY_WINDOW);
-                            (*i, s.sampler.sample(row, &s.tokens[start..], &s.generated))
-                        })
-                        .collect()
-                });
+                let tokens: Vec<(usize, u32)> = if sampling.len() > 1 {
+                    model.install(|| sampling.par_iter_mut().map(sample).collect())
+                } else {
+                    sampling.iter_mut().map(sample).collect()
+                };
                 drop(sampling);
                 for (i, token) in tokens {
                     finished[i] = !active[i].accept(token, tok, context);

@@ -228,20 +228,23 @@ fn weights(logits: &[f32], max: f32, inv_t: f32, w: &mut [f32], sums: &mut [f64]
     }
 }
 
-/// [`draw`] over every token in id order: the block sums first, then within one block.
+/// [`draw`] over every token in id order: the block sums first, then within one block. An `r`
+/// past the total (rounding) gives the last token with weight.
 fn draw_by_id(w: &[f32], sums: &[f64], mut r: f64) -> Option<u32> {
     let mut last = None;
+    let mut at = None;
     for (b, &s) in sums.iter().enumerate() {
         if s <= 0.0 {
             continue;
         }
-        last = Some(b);
+        last = Some((b, s));
         if r < s {
+            at = Some((b, r));
             break;
         }
         r -= s;
     }
-    let b = last?;
+    let (b, r) = at.or(last)?;
     let ids = (b * BLOCK) as u32..(w.len().min((b + 1) * BLOCK)) as u32;
     draw(w, ids, r)
 }

@@ -193,6 +193,10 @@ fn weights_and_block_sums_match_the_plain_formula() {
         let r = total * (f64::from(k) + 0.5) / 200.0;
         assert_eq!(draw_by_id(&w, &exact, r), draw(&w, 0..1000, r), "r = {r}");
     }
+    // Past the total (rounding): the last token with weight, as the plain walk gives.
+    let last = (0..1000u32).rev().find(|&i| w[i as usize] > 0.0);
+    assert_eq!(draw_by_id(&w, &exact, total * 1.001), last);
+    assert_eq!(draw(&w, 0..1000, total * 1.001), last);
     // The first index of the largest, ties included.
     logits[998] = max;
     let first = logits.iter().position(|&l| l == max).unwrap() as u32;
