@@ -231,6 +231,52 @@ async fn a_full_queue_is_a_retryable_429_and_a_gone_client_frees_its_slot() {
     assert_eq!(text_of(&done), "The capital of");
 }
 
+/// With `max_wait`, a request that would wait longer than that for a slot is refused at once
+/// (a retryable 429 whose `retry-after` is the estimate), while there is a free slot it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_wait_budget_is_refused_at_once() {
+    let b = backend_with(|o| {
+        o.max_batch = 1;
+        o.queue = 8;
+        o.max_wait = Some(Duration::from_millis(20));
+    });
+    // One finished sequence teaches the backend how long a slot is held (tens of tokens).
+    let mut warm = ask("Count from 1 to 100, separated by commas.");
+    warm.max_tokens = Some(40);
+    warm.stop = None;
+    let first = collect(&b, warm.clone()).await;
+    assert!(!text_of(&first).is_empty());
+    // The slot is free: the next request is taken, and holds it.
+    let mut a = b.stream(warm.clone()).await.unwrap();
+    a.next().await.unwrap().unwrap();
+    a.next().await.unwrap().unwrap();
+    let started = std::time::Instant::now();
+    let err = b.stream(ask(FRANCE)).await.err().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused at once"
+    );
+    match &err {
+        BackendError::Upstream {
+            status: 429,
+            retry_after: Some(after),
+            code: Some(code),
+            message,
+        } => {
+            assert_eq!(code, "local_wait_exceeded");
+            assert!(after.parse::<u64>().unwrap() >= 1, "{after}");
+            assert!(message.contains("max_wait_ms (20)"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.is_retryable());
+    // Once A is done the slot is free again and a request is served.
+    let _ = a.map(|c| c.unwrap()).collect::<Vec<_>>().await;
+    let mut quick = ask(FRANCE);
+    quick.max_tokens = Some(3);
+    assert_eq!(text_of(&collect(&b, quick).await), "The capital of");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sequences_decode_together_exactly_as_alone() {
     let b = backend();

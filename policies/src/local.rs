@@ -21,6 +21,7 @@ pub struct RawLocal {
     pub threads: Option<i64>,
     pub max_batch: Option<i64>,
     pub queue: Option<i64>,
+    pub max_wait_ms: Option<i64>,
     pub context: Option<i64>,
     pub on_context_overflow: Option<String>,
     pub system_prompt: Option<String>,
@@ -63,6 +64,10 @@ pub struct LocalConfig {
     pub max_batch: usize,
     /// Requests that may wait for a slot; more are refused with 429. Default 32.
     pub queue: usize,
+    /// A request whose estimated wait for a slot is longer is refused at once with 429 and
+    /// `retry-after` (the gateway then tries the route's fallback). Default: no limit but
+    /// `queue`.
+    pub max_wait: Option<std::time::Duration>,
     /// Context window in tokens; the model's own when not given (and never more).
     pub context: Option<u32>,
     pub on_context_overflow: ContextOverflow,
@@ -199,6 +204,16 @@ pub(crate) fn backend(
             LocalConfig::DEFAULT_QUEUE,
             0..=1_000_000,
         ),
+        max_wait: raw.max_wait_ms.map(|_| {
+            let ms = count(
+                errors,
+                &at("max_wait_ms"),
+                raw.max_wait_ms,
+                1,
+                1..=3_600_000,
+            );
+            std::time::Duration::from_millis(ms as u64)
+        }),
         context,
         on_context_overflow,
         system_prompt: raw.system_prompt.clone(),
@@ -242,9 +257,14 @@ default = "small"
         };
         assert_eq!(c.cost_per_hour, "0.05".parse::<Decimal>().unwrap());
         assert_eq!(
-            (c.threads, c.max_batch, c.queue, c.context),
-            (2, 8, 32, None)
+            (c.threads, c.max_batch, c.queue, c.max_wait, c.context),
+            (2, 8, 32, None, None)
         );
+        let p = crate::parse(&LOCAL.replace("threads = 2", "max_wait_ms = 1500")).unwrap();
+        let BackendKind::Local(c) = &p.backends["smol"].kind else {
+            panic!()
+        };
+        assert_eq!(c.max_wait, Some(std::time::Duration::from_millis(1500)));
         assert_eq!(c.on_context_overflow, ContextOverflow::Reject);
         assert_eq!(c.weights, LocalWeights::Q8_0);
         assert_eq!(c.system_prompt, None);
@@ -255,6 +275,7 @@ default = "small"
         let src = LOCAL.replace(
             "threads = 2",
             "threads = 0\nmax_batch = 1000\ncontext = 4\non_context_overflow = \"drop\"\n\
+             max_wait_ms = 0\n\
              weights = \"f16\"\ncost_per_hour = \"-1\"",
         );
         let src = src.replace("cost_per_hour = \"0.05\"\n", "");
@@ -262,6 +283,7 @@ default = "small"
         assert_has(&e, "backends.smol.threads", "between 1 and 256");
         assert_has(&e, "backends.smol.max_batch", "between 1 and 256");
         assert_has(&e, "backends.smol.context", "at least 16");
+        assert_has(&e, "backends.smol.max_wait_ms", "between 1 and 3600000");
         assert_has(&e, "backends.smol.on_context_overflow", "\"fallback\"");
         assert_has(&e, "backends.smol.weights", "\"as-stored\"");
         assert_has(&e, "backends.smol.cost_per_hour", "negative");

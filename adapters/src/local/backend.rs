@@ -209,6 +209,22 @@ impl LocalBackend {
                 .map_err(|e| failed(format!("prompt preparation failed: {e}")))??;
         let prepared = self.fit(prompt, sampling, max, stop)?;
         let prompt_tokens = prepared.prompt.len() as u32;
+        if let Some(limit) = self.opts.max_wait {
+            let wait = self.engine.estimated_wait();
+            if wait > limit {
+                return Err(BackendError::Upstream {
+                    status: 429,
+                    retry_after: Some((wait.as_secs_f64().ceil() as u64).max(1).to_string()),
+                    message: format!(
+                        "the local model is busy: the estimated wait for a slot ({} ms) is \
+                         over this backend's max_wait_ms ({})",
+                        wait.as_millis(),
+                        limit.as_millis()
+                    ),
+                    code: Some("local_wait_exceeded".into()),
+                });
+            }
+        }
         let (events, rx) = unbounded_channel();
         let job = Job {
             prompt: prepared.prompt,

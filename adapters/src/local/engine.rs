@@ -4,6 +4,7 @@
 //! single forward pass. A job whose receiver is gone is dropped before the next step.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::load::{estimated_wait, Load};
 use super::model::{Llama, SeqCache, Step, WeightFormat};
 use super::sampler::{Sampler, SamplingParams, PENALTY_WINDOW};
 use super::stop::StopMatcher;
@@ -81,6 +83,8 @@ pub enum SubmitError {
 pub struct Engine {
     queue: SyncSender<Job>,
     health: Arc<Mutex<Health>>,
+    load: Arc<Load>,
+    max_batch: usize,
 }
 
 /// Scheduler settings.
@@ -103,6 +107,8 @@ impl Engine {
         let (queue, jobs) = mpsc::sync_channel(cfg.queue.max(1));
         let health = Arc::new(Mutex::new(Health::Loading));
         let state = Arc::clone(&health);
+        let load = Arc::new(Load::default());
+        let counters = Arc::clone(&load);
         let path = path.to_owned();
         std::thread::Builder::new()
             .name("switchyard-local".into())
@@ -116,7 +122,7 @@ impl Engine {
                     Ok(mut model) => {
                         model.cfg.context = model.cfg.context.min(cfg.context);
                         set(Health::Ready);
-                        serve(&model, &tokenizer, jobs, cfg.max_batch.max(1));
+                        serve(&model, &tokenizer, jobs, cfg.max_batch.max(1), &counters);
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "local model failed to load");
@@ -129,7 +135,12 @@ impl Engine {
                 }
             })
             .map_err(|e| LocalError::Model(format!("cannot start the model thread: {e}")))?;
-        Ok(Engine { queue, health })
+        Ok(Engine {
+            queue,
+            health,
+            load,
+            max_batch: cfg.max_batch.max(1),
+        })
     }
 
     pub fn health(&self) -> Health {
@@ -141,10 +152,26 @@ impl Engine {
 
     /// Queues a job without waiting.
     pub fn submit(&self, job: Job) -> Result<(), SubmitError> {
-        self.queue.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => SubmitError::QueueFull,
-            TrySendError::Disconnected(_) => SubmitError::Stopped,
+        self.load.waiting.fetch_add(1, Ordering::Relaxed);
+        self.queue.try_send(job).map_err(|e| {
+            self.load.waiting.fetch_sub(1, Ordering::Relaxed);
+            match e {
+                TrySendError::Full(_) => SubmitError::QueueFull,
+                TrySendError::Disconnected(_) => SubmitError::Stopped,
+            }
         })
+    }
+
+    /// How long a job submitted now would wait for a slot ([`estimated_wait`]); zero until
+    /// a sequence has finished.
+    pub fn estimated_wait(&self) -> Duration {
+        let l = &self.load;
+        estimated_wait(
+            l.waiting.load(Ordering::Relaxed),
+            l.active.load(Ordering::Relaxed),
+            self.max_batch,
+            Duration::from_micros(l.mean_us.load(Ordering::Relaxed)),
+        )
     }
 }
 
@@ -180,6 +207,7 @@ struct Seq {
     detok: Detokenizer,
     stop: StopMatcher,
     compute: Duration,
+    admitted: Instant,
 }
 
 impl Seq {
@@ -257,6 +285,7 @@ fn admit(model: &Llama, job: Job) -> Option<Seq> {
         detok: Detokenizer::default(),
         stop: StopMatcher::new(job.stop.clone()),
         compute: Duration::ZERO,
+        admitted: Instant::now(),
         job,
     })
 }
@@ -267,25 +296,30 @@ fn sample((i, row, s): &mut (usize, &mut [f32], &mut Seq)) -> (usize, u32) {
     (*i, s.sampler.sample(row, &s.tokens[start..], &s.generated))
 }
 
-fn serve(model: &Llama, tok: &GgufTokenizer, jobs: Receiver<Job>, max_batch: usize) {
+fn serve(model: &Llama, tok: &GgufTokenizer, jobs: Receiver<Job>, max_batch: usize, load: &Load) {
     let context = model.cfg.context;
     let mut active: Vec<Seq> = Vec::new();
     loop {
+        let take = |job: Job| {
+            load.waiting.fetch_sub(1, Ordering::Relaxed);
+            admit(model, job)
+        };
         if active.is_empty() {
             match jobs.recv() {
-                Ok(job) => active.extend(admit(model, job)),
+                Ok(job) => active.extend(take(job)),
                 Err(_) => return,
             }
         }
         while active.len() < max_batch {
             match jobs.try_recv() {
-                Ok(job) => active.extend(admit(model, job)),
+                Ok(job) => active.extend(take(job)),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) if active.is_empty() => return,
                 Err(TryRecvError::Disconnected) => break,
             }
         }
         active.retain(|s| !s.job.events.is_closed());
+        load.active.store(active.len(), Ordering::Relaxed);
         if active.is_empty() {
             continue;
         }
@@ -358,8 +392,14 @@ fn serve(model: &Llama, tok: &GgufTokenizer, jobs: Receiver<Job>, max_batch: usi
             }
         }
         let mut i = 0;
-        active.retain(|_| {
+        active.retain(|s| {
             i += 1;
+            if finished[i - 1] {
+                // Before the sequence (and its client's channel) is dropped: a client that
+                // sees its answer end finds the slot already counted free.
+                load.finished(s.admitted.elapsed());
+                load.active.fetch_sub(1, Ordering::Relaxed);
+            }
             !finished[i - 1]
         });
     }

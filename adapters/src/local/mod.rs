@@ -4,11 +4,13 @@
 //! - [`template`]: the GGUF's chat template, rendered with minijinja.
 //! - [`model`]: a batched llama forward pass over quantized weights.
 //! - [`sampler`], [`stop`]: choosing tokens, stop strings across token boundaries.
-//! - [`engine`]: the model thread, its bounded queue and continuous batching.
+//! - [`engine`]: the model thread, its bounded queue and continuous batching; `load`: the
+//!   estimated wait for a slot.
 //! - [`backend`]: [`LocalBackend`], the [`crate::ChatBackend`] over all of it.
 
 pub mod backend;
 pub mod engine;
+mod load;
 pub mod model;
 mod params;
 pub mod sampler;
@@ -64,6 +66,8 @@ pub struct LocalOptions {
     pub max_batch: usize,
     /// Requests waiting for a slot; beyond it requests are refused with 429.
     pub queue: usize,
+    /// Refuse (429 with `retry-after`) a request whose estimated wait for a slot is longer.
+    pub max_wait: Option<std::time::Duration>,
     /// Context window; the model's own when `None`, never more than it.
     pub context: Option<usize>,
     pub on_context_overflow: ContextOverflow,
@@ -88,6 +92,7 @@ impl LocalOptions {
             threads: 2,
             max_batch: 8,
             queue: 32,
+            max_wait: None,
             context: None,
             on_context_overflow: ContextOverflow::Reject,
             system_prompt: None,
@@ -124,6 +129,7 @@ impl LocalOptions {
         o.threads = c.threads;
         o.max_batch = c.max_batch;
         o.queue = c.queue;
+        o.max_wait = c.max_wait;
         o.context = c.context.map(|n| n as usize);
         o.on_context_overflow = match c.on_context_overflow {
             C::Reject => ContextOverflow::Reject,
