@@ -1,15 +1,17 @@
 //! The default policy with the real SmolLM2 model in the real binary, offline: `/readyz`
 //! waits for the model, the official `openai` Python client streams the local route's reply,
 //! an escalation to the (keyless) remote route falls back to the local model and says so,
-//! and the ledger prices local requests by the box's cost per hour.
+//! and the ledger prices local requests by the box's cost per hour. A busy local model
+//! spills a request over its wait budget to the route's fallback.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use switchyard_gateway::usage::Decimal;
+use switchyard_tests::policy::{openai_backend, route, routing};
 use switchyard_tests::{
-    chat, header, http_client, ledger_rows, metrics_text, workspace_dir, Gateway,
+    chat, header, http_client, ledger_rows, metrics_text, workspace_dir, FakeUpstream, Gateway,
 };
 
 fn gguf() -> String {
@@ -178,4 +180,72 @@ async fn the_default_policy_answers_offline_from_the_local_model() {
         assert!(counterfactual > Decimal::ZERO);
     }
     assert_eq!(rows[1].fallbacks.as_deref(), Some("remote"));
+}
+
+/// A local route with one slot and a 20 ms wait budget, falling back to a fake remote: while
+/// a long answer holds the slot, the next request goes to the fallback at once, and says so.
+#[tokio::test]
+async fn a_request_over_the_local_wait_budget_spills_to_the_fallback() {
+    let up = FakeUpstream::start_default().await;
+    let mut toml = format!(
+        "[backends.smol]\nkind = \"local\"\ngguf = \"{}\"\ncost_per_hour = \"0.05\"\n\
+         max_batch = 1\nqueue = 4\nmax_wait_ms = 20\n\n",
+        gguf()
+    );
+    toml.push_str(&openai_backend("big", &up.openai_url(), "fx-chat-ok", ""));
+    toml.push_str(&route("local", "smol", &["remote"]));
+    toml.push_str(&route("remote", "big", &[]));
+    toml.push_str(&routing("local", ""));
+    let mut gw = Gateway::start(&toml, &[]).await;
+    let client = http_client();
+    let until = Instant::now() + Duration::from_secs(120);
+    while client
+        .get(format!("{}/readyz", gw.url()))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(Instant::now() < until, "never ready: {}", gw.stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ask = |stream: bool, max_tokens: u32| {
+        json!({
+            "model": "local",
+            "stream": stream,
+            "messages": [{"role": "user", "content": "Count from 1 to 300, separated by commas."}],
+            "temperature": 0,
+            "max_tokens": max_tokens,
+        })
+    };
+    // One answer teaches the model thread how long a slot is held.
+    let warm = chat(&gw, &ask(false, 40)).await;
+    assert_eq!(warm.status(), 200);
+    assert_eq!(header(&warm, "x-switchyard-route"), "local");
+    warm.bytes().await.unwrap();
+    // A long stream holds the only slot (its first chunk has arrived).
+    let long = chat(&gw, &ask(true, 1500)).await;
+    assert_eq!(long.status(), 200);
+    assert_eq!(header(&long, "x-switchyard-route"), "local");
+    let spilled = chat(&gw, &ask(false, 40)).await;
+    assert_eq!(spilled.status(), 200);
+    assert_eq!(header(&spilled, "x-switchyard-route"), "remote");
+    let fallback = header(&spilled, "x-switchyard-fallback").to_owned();
+    assert!(fallback.starts_with("local("), "{fallback}");
+    let body: Value = spilled.json().await.unwrap();
+    assert_eq!(body["model"], "fx-chat-ok");
+    drop(long);
+
+    // Nothing lost: a ledger row for each, the spilled one naming the route it left.
+    gw.sigterm();
+    assert!(gw.wait().await.success(), "{}", gw.stderr());
+    let rows = ledger_rows(&gw.dir().join("switchyard-ledger.sqlite")).await;
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    let spilled = rows
+        .iter()
+        .find(|r| r.route.as_deref() == Some("remote"))
+        .unwrap_or_else(|| panic!("{rows:#?}"));
+    assert_eq!(spilled.fallbacks.as_deref(), Some("local"));
+    assert_eq!(spilled.status, 200);
 }
