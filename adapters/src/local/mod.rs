@@ -4,8 +4,8 @@
 //! - [`template`]: the GGUF's chat template, rendered with minijinja.
 //! - [`model`]: a batched llama forward pass over quantized weights.
 //! - [`sampler`], [`stop`]: choosing tokens, stop strings across token boundaries.
-//! - [`engine`]: the model thread, its bounded queue and continuous batching; `load`: the
-//!   estimated wait for a slot.
+//! - [`engine`]: the model thread, its bounded queue and continuous batching; `seq`: one
+//!   sequence's state on it; `load`: the estimated wait for a slot.
 //! - [`backend`]: [`LocalBackend`], the [`crate::ChatBackend`] over all of it.
 
 pub mod backend;
@@ -14,6 +14,7 @@ mod load;
 pub mod model;
 mod params;
 pub mod sampler;
+mod seq;
 pub mod stop;
 pub mod template;
 pub mod tokenizer;

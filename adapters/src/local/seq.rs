@@ -1,0 +1,112 @@
+//! One sequence on the model thread ([`Seq`]): its job, KV cache, sampler, detokenizer and
+//! stop strings, and what it sends its client as tokens are accepted.
+
+use std::time::{Duration, Instant};
+
+use super::engine::{Event, Finish, Job};
+use super::model::{Llama, SeqCache};
+use super::sampler::{Sampler, PENALTY_WINDOW};
+use super::stop::StopMatcher;
+use super::tokenizer::{Detokenizer, GgufTokenizer};
+
+/// A job taken from the queue: a sequence being prefilled or decoded.
+pub(super) struct Seq {
+    pub job: Job,
+    pub cache: SeqCache,
+    /// Prompt tokens already in the cache.
+    pub fed: usize,
+    /// Prompt and generated tokens.
+    pub tokens: Vec<u32>,
+    pub generated: Vec<u32>,
+    pub sampler: Sampler,
+    pub detok: Detokenizer,
+    pub stop: StopMatcher,
+    pub compute: Duration,
+    pub admitted: Instant,
+}
+
+impl Seq {
+    pub fn prefilling(&self) -> bool {
+        self.fed < self.job.prompt.len()
+    }
+
+    /// Sends an event; false when the client has gone.
+    pub fn send(&self, event: Event) -> bool {
+        self.job.events.send(event).is_ok()
+    }
+
+    fn done(&mut self, finish: Finish, stopped_by_string: bool) {
+        if !stopped_by_string {
+            let rest = self.stop.finish();
+            if !rest.is_empty() {
+                self.send(Event::Text(rest));
+            }
+        }
+        self.send(Event::Done {
+            finish,
+            prompt_tokens: self.job.prompt.len() as u32,
+            completion_tokens: self.generated.len() as u32,
+            compute: self.compute,
+        });
+    }
+
+    /// Takes a sampled token; returns false when the sequence is over.
+    pub fn accept(&mut self, token: u32, tok: &GgufTokenizer, context: usize) -> bool {
+        if tok.eos.contains(&token) {
+            self.done(Finish::Stop, false);
+            return false;
+        }
+        self.tokens.push(token);
+        self.generated.push(token);
+        let text = match self.detok.push(tok, token) {
+            Ok(t) => t,
+            Err(e) => {
+                self.send(Event::Failed(e.to_string()));
+                return false;
+            }
+        };
+        let released = self.stop.push(&text);
+        if !released.text.is_empty() && !self.send(Event::Text(released.text)) {
+            return false;
+        }
+        if released.stopped {
+            self.done(Finish::Stop, true);
+            return false;
+        }
+        if self.generated.len() >= self.job.max_tokens || self.tokens.len() >= context {
+            self.done(Finish::Length, false);
+            return false;
+        }
+        true
+    }
+}
+
+pub(super) fn admit(model: &Llama, job: Job) -> Option<Seq> {
+    if job.events.is_closed() {
+        return None;
+    }
+    if job.prompt.is_empty() || job.max_tokens == 0 {
+        let _ = job
+            .events
+            .send(Event::Failed("empty prompt or max_tokens 0".into()));
+        return None;
+    }
+    Some(Seq {
+        tokens: job.prompt.clone(),
+        cache: model.new_cache(),
+        fed: 0,
+        generated: Vec::new(),
+        sampler: Sampler::new(job.sampling.clone()),
+        detok: Detokenizer::default(),
+        stop: StopMatcher::new(job.stop.clone()),
+        compute: Duration::ZERO,
+        admitted: Instant::now(),
+        job,
+    })
+}
+
+/// A sequence's next token from its logits row; with the sequence's index in `active`.
+pub(super) fn sample((i, row, s): &mut (usize, &mut [f32], &mut Seq)) -> (usize, u32) {
+    let start = s.tokens.len().saturating_sub(PENALTY_WINDOW);
+    (*i, s.sampler.sample(row, &s.tokens[start..], &s.generated))
+}
