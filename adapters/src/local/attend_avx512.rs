@@ -59,12 +59,14 @@ unsafe fn heads<const C: usize>(
     let (q, s, o) = (q.as_ptr(), scores.as_mut_ptr(), out.as_mut_ptr());
     let mut g = 0;
     while g < group {
-        let n = match group - g {
-            1 => scores_for::<1>(keys, len, hd, q.add(g * hd), s.add(g * stride), stride),
-            2 => scores_for::<2>(keys, len, hd, q.add(g * hd), s.add(g * stride), stride),
-            3 => scores_for::<3>(keys, len, hd, q.add(g * hd), s.add(g * stride), stride),
-            _ => scores_for::<4>(keys, len, hd, q.add(g * hd), s.add(g * stride), stride),
-        };
+        let n = (group - g).min(4);
+        let (q, s) = (q.add(g * hd), s.add(g * stride));
+        match n {
+            1 => scores_for::<1>(keys, len, hd, q, s, stride),
+            2 => scores_for::<2>(keys, len, hd, q, s, stride),
+            3 => scores_for::<3>(keys, len, hd, q, s, stride),
+            _ => scores_for::<4>(keys, len, hd, q, s, stride),
+        }
         g += n;
     }
     let mut inv = [0f32; 4];
@@ -87,7 +89,7 @@ unsafe fn heads<const C: usize>(
 }
 
 /// Scores of `G` query heads (`q`, `hd` apart) at positions `0..len`, scaled by `1/√hd`, into
-/// rows `stride` apart (whole tiles: lanes past `len` are written too). Returns `G`.
+/// rows `stride` apart (whole tiles: lanes past `len` are written too).
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn scores_for<const G: usize>(
@@ -97,7 +99,7 @@ unsafe fn scores_for<const G: usize>(
     q: *const f32,
     s: *mut f32,
     stride: usize,
-) -> usize {
+) {
     let scale = _mm512_set1_ps(1.0 / (hd as f32).sqrt());
     for t in 0..len.div_ceil(TILE) {
         let tile = keys.add(t * hd * TILE);
@@ -117,7 +119,6 @@ unsafe fn scores_for<const G: usize>(
             _mm512_storeu_ps(s.add(g * stride + t * TILE), v);
         }
     }
-    G
 }
 
 /// `out[g] = inv[g] · Σ_j p[g][j] · v[j]` for `G` heads (`p` rows `stride` apart, `out`
