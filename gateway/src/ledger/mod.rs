@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use switchyard_policies::{BackendKind, Policy, Price};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 
@@ -49,7 +50,8 @@ pub struct Ledger {
 /// The writer task; [`LedgerWriter::close`] flushes everything queued and stops it.
 #[derive(Debug)]
 pub struct LedgerWriter {
-    close: oneshot::Sender<()>,
+    /// When to stop waiting for the request path's last rows.
+    close: oneshot::Sender<Instant>,
     task: JoinHandle<u64>,
 }
 
@@ -119,10 +121,13 @@ impl Ledger {
 }
 
 impl LedgerWriter {
-    /// Writes every row queued so far, waiting at most `limit`. Returns the rows written
-    /// over the writer's life.
+    /// Stops the writer and waits at most `limit` for it. It first keeps writing rows until
+    /// every [`Ledger`] handle is gone, for at most half of `limit`: a response that is still
+    /// streaming when the server stops (its client gone a moment before) holds one, and
+    /// records its row when its body is dropped. Then it writes whatever is queued. Returns
+    /// the rows written over the writer's life.
     pub async fn close(self, limit: Duration) -> Option<u64> {
-        let _ = self.close.send(());
+        let _ = self.close.send(Instant::now() + limit / 2);
         tokio::time::timeout(limit, self.task)
             .await
             .ok()
@@ -133,15 +138,22 @@ impl LedgerWriter {
 async fn write_loop(
     store: Store,
     mut rx: mpsc::UnboundedReceiver<LedgerRow>,
-    mut closing: oneshot::Receiver<()>,
+    mut closing: oneshot::Receiver<Instant>,
 ) -> u64 {
     let mut written = 0u64;
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Set by `close`: until then, or until every sender is gone, rows still come in.
+    let mut until: Option<Instant> = None;
     loop {
         let closed = tokio::select! {
             biased;
             n = rx.recv_many(&mut batch, MAX_BATCH) => n == 0,
-            _ = &mut closing => true,
+            deadline = &mut closing, if until.is_none() => {
+                // A writer dropped without `close` stops at once.
+                until = Some(deadline.unwrap_or_else(|_| Instant::now()));
+                false
+            }
+            () = tokio::time::sleep_until(until.unwrap_or_else(Instant::now)), if until.is_some() => true,
         };
         if closed {
             // Drain whatever is still queued, then stop.

@@ -197,6 +197,8 @@ async fn probes_scrapes_and_usage_write_no_ledger_row() {
     // Traffic still is recorded (here a 404 for an unknown path).
     let (status, _, _) = send(&app, get("/nope", &[])).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // The writer waits for the request path to let go of the ledger.
+    drop(app);
     writer
         .close(std::time::Duration::from_secs(5))
         .await
@@ -204,4 +206,38 @@ async fn probes_scrapes_and_usage_write_no_ledger_row() {
     let recorded = Store::rows_since(&store, 0).await.unwrap();
     assert_eq!(recorded.len(), 1, "{recorded:#?}");
     assert_eq!(recorded[0].status, 404);
+}
+
+/// Closing the writer waits (for at most half its limit) for the request path to let go of
+/// the ledger: a row recorded by a response still in flight when `close` began is written.
+#[tokio::test]
+async fn closing_the_writer_keeps_a_row_recorded_while_it_waits() {
+    let policy = switchyard_policies::parse(
+        "[backends.b]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n\
+         [routes.r]\nbackend = \"b\"\n[policy]\ndefault = \"r\"\n",
+    )
+    .unwrap();
+    let store = sqlite_with(&[]).await;
+    let (ledger, writer) = Ledger::start(store.clone(), &policy, crate::metrics::Metrics::new());
+    let late = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let row = super::row(
+            "late",
+            super::FROM,
+            Some("r"),
+            200,
+            None,
+            None,
+            10.0,
+            None,
+            (0, 0),
+        );
+        ledger.record(row);
+    });
+    let written = writer.close(std::time::Duration::from_secs(5)).await;
+    late.await.unwrap();
+    assert_eq!(written, Some(1));
+    let recorded = Store::rows_since(&store, 0).await.unwrap();
+    assert_eq!(recorded.len(), 1, "{recorded:#?}");
+    assert_eq!(recorded[0].request_id, "late");
 }
