@@ -252,12 +252,12 @@ fn serve(model: &Llama, tok: &GgufTokenizer, jobs: Receiver<Job>, max_batch: usi
         for (&i, &n) in planned.iter().zip(&fed) {
             active[i].compute += step_time.mul_f64(n as f64 / total_fed.max(1) as f64);
         }
-        let mut finished = vec![false; active.len()];
+        // Per sequence: `Some(last events)` once it is over.
+        let mut ended: Vec<Option<Vec<Event>>> = vec![None; active.len()];
         match result {
             Err(e) => {
                 for &i in &planned {
-                    active[i].send(Event::Failed(e.to_string()));
-                    finished[i] = true;
+                    ended[i] = Some(vec![Event::Failed(e.to_string())]);
                 }
             }
             Ok(mut logits) => {
@@ -286,20 +286,22 @@ fn serve(model: &Llama, tok: &GgufTokenizer, jobs: Receiver<Job>, max_batch: usi
                 };
                 drop(sampling);
                 for (i, token) in tokens {
-                    finished[i] = !active[i].accept(token, tok, context);
+                    ended[i] = active[i].accept(token, tok, context);
                 }
             }
         }
-        let mut i = 0;
+        let mut ended = ended.into_iter();
         active.retain(|s| {
-            i += 1;
-            if finished[i - 1] {
-                // Before the sequence (and its client's channel) is dropped: a client that
-                // sees its answer end finds the slot already counted free.
-                load.finished(s.admitted.elapsed());
-                load.active.fetch_sub(1, Ordering::Relaxed);
+            let Some(Some(last)) = ended.next() else {
+                return true;
+            };
+            // The slot is counted free before the client hears the end.
+            load.finished(s.admitted.elapsed());
+            load.active.fetch_sub(1, Ordering::Relaxed);
+            for event in last {
+                s.send(event);
             }
-            !finished[i - 1]
+            false
         });
     }
 }

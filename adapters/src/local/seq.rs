@@ -35,49 +35,55 @@ impl Seq {
         self.job.events.send(event).is_ok()
     }
 
-    fn done(&mut self, finish: Finish, stopped_by_string: bool) {
+    /// The last events of a sequence that ends with `finish`: text held back for stop strings
+    /// (unless a stop string ended it), then `Done`.
+    fn done(&mut self, finish: Finish, stopped_by_string: bool) -> Vec<Event> {
+        let mut last = Vec::with_capacity(2);
         if !stopped_by_string {
             let rest = self.stop.finish();
             if !rest.is_empty() {
-                self.send(Event::Text(rest));
+                last.push(Event::Text(rest));
             }
         }
-        self.send(Event::Done {
+        last.push(Event::Done {
             finish,
             prompt_tokens: self.job.prompt.len() as u32,
             completion_tokens: self.generated.len() as u32,
             compute: self.compute,
         });
+        last
     }
 
-    /// Takes a sampled token; returns false when the sequence is over.
-    pub fn accept(&mut self, token: u32, tok: &GgufTokenizer, context: usize) -> bool {
+    /// Takes a sampled token. `None` while the sequence goes on; when it is over, the events
+    /// still to send its client (sent by the scheduler once the slot is counted free, so that
+    /// a client that sees its answer end finds the slot free).
+    pub fn accept(
+        &mut self,
+        token: u32,
+        tok: &GgufTokenizer,
+        context: usize,
+    ) -> Option<Vec<Event>> {
         if tok.eos.contains(&token) {
-            self.done(Finish::Stop, false);
-            return false;
+            return Some(self.done(Finish::Stop, false));
         }
         self.tokens.push(token);
         self.generated.push(token);
         let text = match self.detok.push(tok, token) {
             Ok(t) => t,
-            Err(e) => {
-                self.send(Event::Failed(e.to_string()));
-                return false;
-            }
+            Err(e) => return Some(vec![Event::Failed(e.to_string())]),
         };
         let released = self.stop.push(&text);
         if !released.text.is_empty() && !self.send(Event::Text(released.text)) {
-            return false;
+            // The client has gone.
+            return Some(Vec::new());
         }
         if released.stopped {
-            self.done(Finish::Stop, true);
-            return false;
+            return Some(self.done(Finish::Stop, true));
         }
         if self.generated.len() >= self.job.max_tokens || self.tokens.len() >= context {
-            self.done(Finish::Length, false);
-            return false;
+            return Some(self.done(Finish::Length, false));
         }
-        true
+        None
     }
 }
 
