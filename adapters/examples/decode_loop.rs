@@ -1,7 +1,7 @@
 //! Decodes `STREAMS` sequences together for `STEPS` steps on the in-process model, for
 //! profiling (`perf record`):
 //!
-//!     cargo run --release -p switchyard-adapters --example decode_loop -- STREAMS STEPS
+//!     cargo run --release -p sluicegate-adapters --example decode_loop -- STREAMS STEPS
 //!
 //! Prints the aggregate tokens per second; not a benchmark with a baseline (see
 //! `local_bench.rs` for that).
@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use candle_core::quantized::gguf_file;
-use switchyard_adapters::local::model::{Llama, Step, WeightFormat};
+use sluicegate_adapters::local::model::{Llama, Step, WeightFormat};
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -1,6 +1,6 @@
 //! Speed of the local backend against candle as it comes, measured in the same run.
 //!
-//!     CARGO_TARGET_DIR=... cargo run --release -p switchyard-adapters --example local_bench
+//!     CARGO_TARGET_DIR=... cargo run --release -p sluicegate-adapters --example local_bench
 //!
 //! Prints, for candle's `quantized_llama` on the file as stored (the baseline) and for the
 //! local backend: prompt tok/s (200-token prompt), time to first token of that prompt,
@@ -15,10 +15,10 @@ use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
 use futures::StreamExt;
-use switchyard_adapters::local::model::{Llama, SeqCache, Step, WeightFormat};
-use switchyard_adapters::local::{LocalBackend, LocalOptions};
-use switchyard_adapters::wire::ChatRequest;
-use switchyard_adapters::ChatBackend;
+use sluicegate_adapters::local::model::{Llama, SeqCache, Step, WeightFormat};
+use sluicegate_adapters::local::{LocalBackend, LocalOptions};
+use sluicegate_adapters::wire::ChatRequest;
+use sluicegate_adapters::ChatBackend;
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -1,14 +1,14 @@
 //! Time to pick one token from SmolLM2's real logits (49,152 of them) with common sampling
 //! settings; each sequence pays it once per generated token, on the model's thread:
 //!
-//!     cargo run --release -p switchyard-adapters --example sampler_bench
+//!     cargo run --release -p sluicegate-adapters --example sampler_bench
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
 
 use candle_core::quantized::gguf_file;
-use switchyard_adapters::local::model::{Llama, Step, WeightFormat};
-use switchyard_adapters::local::sampler::{Sampler, SamplingParams};
+use sluicegate_adapters::local::model::{Llama, Step, WeightFormat};
+use sluicegate_adapters::local::sampler::{Sampler, SamplingParams};
 
 #[path = "../tests/common/mod.rs"]
 mod common;

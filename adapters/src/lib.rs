@@ -1,4 +1,4 @@
-//! OpenAI wire types and the backends switchyard forwards to.
+//! OpenAI wire types and the backends sluicegate forwards to.
 //!
 //! Every backend implements [`ChatBackend`] and answers in OpenAI's format, whatever it
 //! speaks upstream: [`openai`] for any OpenAI-compatible API, [`anthropic`] for the

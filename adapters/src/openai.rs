@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use futures::StreamExt;
 use http::{header, HeaderName, HeaderValue};
-use switchyard_policies::Timeouts;
+use sluicegate_policies::Timeouts;
 
 use crate::backend::{BackendError, ChatBackend, ChunkStream};
 use crate::upstream::HttpUpstream;

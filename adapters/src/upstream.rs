@@ -7,7 +7,7 @@ use std::time::Duration;
 use eventsource_stream::{Event, Eventsource};
 use futures::stream::{BoxStream, StreamExt};
 use http::{HeaderName, HeaderValue};
-use switchyard_policies::Timeouts;
+use sluicegate_policies::Timeouts;
 use tokio::time::{timeout_at, Instant};
 
 use crate::backend::{BackendError, TimeoutPhase};

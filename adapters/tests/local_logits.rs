@@ -21,8 +21,8 @@
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
-use switchyard_adapters::local::model::{Llama, Step, WeightFormat};
-use switchyard_adapters::local::tokenizer::GgufTokenizer;
+use sluicegate_adapters::local::model::{Llama, Step, WeightFormat};
+use sluicegate_adapters::local::tokenizer::GgufTokenizer;
 
 mod common;
 

@@ -7,10 +7,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use futures::StreamExt;
-use switchyard_adapters::local::tokenizer::GgufTokenizer;
-use switchyard_adapters::local::{LocalBackend, LocalOptions};
-use switchyard_adapters::wire::{ChatCompletionChunk, ChatRequest, Message, Role, Stop};
-use switchyard_adapters::{BackendError, ChatBackend};
+use sluicegate_adapters::local::tokenizer::GgufTokenizer;
+use sluicegate_adapters::local::{LocalBackend, LocalOptions};
+use sluicegate_adapters::wire::{ChatCompletionChunk, ChatRequest, Message, Role, Stop};
+use sluicegate_adapters::{BackendError, ChatBackend};
 
 mod common;
 
@@ -153,7 +153,7 @@ async fn sampling_is_reproducible_with_a_seed_and_n_above_one_is_refused() {
     req.extra.insert("top_k".into(), 40.into());
     req.extra
         .insert("repetition_penalty".into(), serde_json::json!(1.1));
-    let text = |r: switchyard_adapters::wire::ChatCompletion| {
+    let text = |r: sluicegate_adapters::wire::ChatCompletion| {
         r.choices[0].message.content.as_ref().unwrap().as_text()
     };
     let a = text(b.complete(req.clone()).await.unwrap());
@@ -190,7 +190,7 @@ async fn a_prompt_longer_than_the_context_is_refused_or_falls_back() {
     }
     let b = backend_with(|o| {
         o.context = Some(64);
-        o.on_context_overflow = switchyard_adapters::local::ContextOverflow::Fallback;
+        o.on_context_overflow = sluicegate_adapters::local::ContextOverflow::Fallback;
     });
     let err = b.stream(long).await.err().unwrap();
     assert!(err.is_retryable(), "{err:?}");

@@ -1,1 +1,1 @@
-//! Benchmark tools for switchyard (binaries only): `loadgen` and `bench-upstream`.
+//! Benchmark tools for sluicegate (binaries only): `loadgen` and `bench-upstream`.

@@ -1,7 +1,7 @@
 //! Sustained rows/s the ledger's batched writer absorbs into SQLite (WAL), and PostgreSQL when
 //! `LEDGER_BENCH_PG` names a URL. Prints numbers; not a timed test.
 //!
-//!     cargo bench -p switchyard-gateway --bench ledger_writer
+//!     cargo bench -p sluicegate-gateway --bench ledger_writer
 //!
 //! `ROWS` (default 200000) rows are queued as fast as the request path would queue them
 //! (`Ledger::record` never blocks); the clock stops when the writer has flushed the last one.
@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
-use switchyard_gateway::ledger::{Ledger, LedgerRow, Store};
-use switchyard_gateway::metrics::Metrics;
+use sluicegate_gateway::ledger::{Ledger, LedgerRow, Store};
+use sluicegate_gateway::metrics::Metrics;
 
 fn row(i: usize) -> LedgerRow {
     LedgerRow {
@@ -52,7 +52,7 @@ fn row(i: usize) -> LedgerRow {
 
 async fn run(url: &str, rows: usize) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(url).await?;
-    let policy = switchyard_policies::parse(switchyard_policies::DEFAULT_POLICY)
+    let policy = sluicegate_policies::parse(sluicegate_policies::DEFAULT_POLICY)
         .map_err(|e| format!("{e:?}"))?;
     let (ledger, writer) = Ledger::start(store, &policy, Metrics::new());
     let started = Instant::now();
@@ -79,7 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    let dir = std::env::temp_dir().join(format!("switchyard-ledger-bench-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("sluicegate-ledger-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     run(
         &format!("sqlite://{}", dir.join("ledger.sqlite").display()),

@@ -1,8 +1,8 @@
-//! `switchyard check`: validate a policy file and print every error with its key path.
+//! `sluicegate check`: validate a policy file and print every error with its key path.
 
 use std::path::Path;
 
-use switchyard_policies::{Policy, PriceSource};
+use sluicegate_policies::{Policy, PriceSource};
 
 /// Loads `path` (or the embedded default) and reports on it. Returns whether it is valid.
 pub fn check(path: Option<&Path>, out: &mut dyn std::io::Write) -> bool {
@@ -25,7 +25,7 @@ pub fn check(path: Option<&Path>, out: &mut dyn std::io::Write) -> bool {
                     PriceSource::Policy => continue,
                     PriceSource::Bundled => format!(
                         "bundled list price of its model (as of {})",
-                        switchyard_policies::prices::AS_OF
+                        sluicegate_policies::prices::AS_OF
                     ),
                     PriceSource::Unknown => "no price: its requests cost 0".to_owned(),
                 };
@@ -50,10 +50,10 @@ pub fn check(path: Option<&Path>, out: &mut dyn std::io::Write) -> bool {
 }
 
 /// The policy at `path`, or the embedded default when none is given.
-pub fn load_policy(path: Option<&Path>) -> Result<Policy, switchyard_policies::PolicyErrors> {
+pub fn load_policy(path: Option<&Path>) -> Result<Policy, sluicegate_policies::PolicyErrors> {
     match path {
-        Some(p) => switchyard_policies::load(p),
-        None => switchyard_policies::parse(switchyard_policies::DEFAULT_POLICY),
+        Some(p) => sluicegate_policies::load(p),
+        None => sluicegate_policies::parse(sluicegate_policies::DEFAULT_POLICY),
     }
 }
 
@@ -70,7 +70,7 @@ mod tests {
 
     #[test]
     fn routes_priced_from_the_bundled_table_are_named() {
-        let dir = std::env::temp_dir().join(format!("switchyard-check-p-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("sluicegate-check-p-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("priced.toml");
         std::fs::write(
@@ -91,7 +91,7 @@ mod tests {
 
     #[test]
     fn errors_are_listed_with_key_paths() {
-        let dir = std::env::temp_dir().join(format!("switchyard-check-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("sluicegate-check-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("bad.toml");
         std::fs::write(

@@ -2,7 +2,7 @@
 //!
 //! The verdict (class, confidence, top-3, milliseconds) goes into the call's extensions as a
 //! [`Verdict`] and into [`Signals`] (which `DecideLayer` hands to the engine), is logged, and
-//! is appended to `x-switchyard-decision` as `; class=NAME(0.87)`. When the classifier cannot
+//! is appended to `x-sluicegate-decision` as `; class=NAME(0.87)`. When the classifier cannot
 //! answer (loading, failed, overloaded, timed out) the error kind goes into
 //! `Signals::classifier_error`, the engine picks `on_classifier_error`, the header says
 //! `; class=error(overloaded)`, and the request still goes on.
@@ -14,10 +14,10 @@ use std::task::{Context, Poll};
 use axum::response::Response;
 use futures::future::BoxFuture;
 use http::HeaderValue;
-use switchyard_adapters::wire::{ChatRequest, Role};
-use switchyard_policies::ClassifierInput;
-use switchyard_router::classifier::{Classifier, Verdict};
-use switchyard_router::{Classification, Signals};
+use sluicegate_adapters::wire::{ChatRequest, Role};
+use sluicegate_policies::ClassifierInput;
+use sluicegate_router::classifier::{Classifier, Verdict};
+use sluicegate_router::{Classification, Signals};
 use tower::{Layer, Service};
 
 use crate::chat::{headers, ChatCall};
@@ -26,8 +26,8 @@ use crate::chat::{headers, ChatCall};
 ///
 /// ```
 /// # use std::sync::Arc;
-/// use switchyard_gateway::classify::ClassifyLayer;
-/// use switchyard_policies::ClassifierInput;
+/// use sluicegate_gateway::classify::ClassifyLayer;
+/// use sluicegate_policies::ClassifierInput;
 /// // Without a configured classifier the layer is a pass-through.
 /// let layer = ClassifyLayer::new(None, ClassifierInput::default());
 /// # let _ = layer;
@@ -142,7 +142,7 @@ where
     }
 }
 
-/// Appends `; NOTE` to `x-switchyard-decision` (or sets it).
+/// Appends `; NOTE` to `x-sluicegate-decision` (or sets it).
 fn append_decision(response: &mut Response, note: &str) {
     let map = response.headers_mut();
     let text = match map.get(headers::DECISION).and_then(|v| v.to_str().ok()) {

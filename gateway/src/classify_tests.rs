@@ -4,8 +4,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 use axum::response::IntoResponse;
 use serde_json::json;
-use switchyard_router::classifier::{ClassifyError, Health};
-use switchyard_router::Decision;
+use sluicegate_router::classifier::{ClassifyError, Health};
+use sluicegate_router::Decision;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 
 use super::*;
@@ -64,8 +64,8 @@ fn hello() -> ChatCall {
 
 /// ClassifyLayer → DecideLayer → a fake dispatch that reports what it saw.
 async fn run(classifier: Option<Arc<dyn Classifier>>, call: ChatCall) -> Response {
-    let engine = Arc::new(switchyard_router::Engine::new(
-        &switchyard_policies::parse(POLICY).unwrap(),
+    let engine = Arc::new(sluicegate_router::Engine::new(
+        &sluicegate_policies::parse(POLICY).unwrap(),
     ));
     let dispatch = service_fn(|call: ChatCall| async move {
         let d = call.extensions.get::<Decision>().unwrap().clone();

@@ -3,8 +3,8 @@
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::{header, HeaderValue, StatusCode};
-use switchyard_adapters::wire::{ErrorBody, ErrorDetail};
-use switchyard_adapters::BackendError;
+use sluicegate_adapters::wire::{ErrorBody, ErrorDetail};
+use sluicegate_adapters::BackendError;
 
 /// An error answered to the client as `{"error":{"message","type","param","code"}}`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -224,7 +224,7 @@ impl IntoResponse for ApiError {
         if matches!(self, ApiError::Unauthorized(_)) {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"switchyard admin\""),
+                HeaderValue::from_static("Bearer realm=\"sluicegate admin\""),
             );
         }
         response
@@ -235,7 +235,7 @@ impl IntoResponse for ApiError {
 mod tests {
     use super::*;
     use std::time::Duration;
-    use switchyard_adapters::TimeoutPhase;
+    use sluicegate_adapters::TimeoutPhase;
 
     fn upstream(status: u16, retry_after: Option<&str>) -> ApiError {
         ApiError::Backend(BackendError::Upstream {

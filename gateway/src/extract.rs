@@ -1,7 +1,7 @@
 //! The chat request extractor: body limit and JSON errors answered in OpenAI's shape.
 
 use axum::extract::{FromRequest, Request};
-use switchyard_adapters::wire::ChatRequest;
+use sluicegate_adapters::wire::ChatRequest;
 
 use crate::error::ApiError;
 

@@ -1,4 +1,4 @@
-//! The switchyard gateway: an OpenAI-compatible routing proxy driven by a TOML policy.
+//! The sluicegate gateway: an OpenAI-compatible routing proxy driven by a TOML policy.
 //!
 //! [`stack`] lists the request path layer by layer; ARCHITECTURE.md tells the whole flow.
 

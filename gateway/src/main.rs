@@ -1,18 +1,18 @@
-//! The `switchyard` command line. Parsing only: the work is in the library.
+//! The `sluicegate` command line. Parsing only: the work is in the library.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchyard_gateway::report::{Format, ReportOptions};
-use switchyard_gateway::router_cli::RouterCommand;
-use switchyard_gateway::usage::{Dimension, Since};
-use switchyard_gateway::{check, init_logging, report, router_cli, serve};
+use sluicegate_gateway::report::{Format, ReportOptions};
+use sluicegate_gateway::router_cli::RouterCommand;
+use sluicegate_gateway::usage::{Dimension, Since};
+use sluicegate_gateway::{check, init_logging, report, router_cli, serve};
 
 #[derive(Debug, Parser)]
 #[command(
-    name = "switchyard",
+    name = "sluicegate",
     version,
     about = "An OpenAI-compatible LLM routing gateway"
 )]
@@ -26,7 +26,7 @@ enum Command {
     /// Serve the OpenAI-compatible API.
     Serve {
         /// Policy file (TOML). Without it, the embedded default policy is used.
-        #[arg(long, short, env = "SWITCHYARD_CONFIG")]
+        #[arg(long, short, env = "SLUICEGATE_CONFIG")]
         config: Option<PathBuf>,
         /// Listen address; overrides `server.listen` (port 0 picks a free port).
         #[arg(long)]
@@ -35,14 +35,14 @@ enum Command {
     /// Validate a policy file and print every error with its key path.
     Check {
         /// Policy file (TOML). Without it, the embedded default policy is checked.
-        #[arg(long, short, env = "SWITCHYARD_CONFIG")]
+        #[arg(long, short, env = "SLUICEGATE_CONFIG")]
         config: Option<PathBuf>,
     },
     /// Print the usage figures of the dashboard (requests, cost, savings, latency) from the
     /// ledger the policy points at, read-only.
     Report {
         /// Policy file (TOML) naming the ledger. Without it, the embedded default policy.
-        #[arg(long, short, env = "SWITCHYARD_CONFIG")]
+        #[arg(long, short, env = "SLUICEGATE_CONFIG")]
         config: Option<PathBuf>,
         /// How far back to look: e.g. 90m, 24h, 7d, 2w.
         #[arg(long, default_value = "24h", value_parser = Since::parse)]
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
         Command::Router { command } => match router_cli::run(command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("switchyard router: {e:#}");
+                eprintln!("sluicegate router: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -98,7 +98,7 @@ fn main() -> ExitCode {
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("switchyard report: {e:#}");
+                    eprintln!("sluicegate report: {e:#}");
                     ExitCode::FAILURE
                 }
             }
@@ -122,7 +122,7 @@ fn main() -> ExitCode {
             match runtime.block_on(serve::serve(policy, listen)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("switchyard: {e:#}");
+                    eprintln!("sluicegate: {e:#}");
                     ExitCode::FAILURE
                 }
             }

@@ -65,7 +65,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("switchyard");
+        let mut registry = Registry::with_prefix("sluicegate");
         let requests = Family::default();
         registry.register(
             "requests",

@@ -1,4 +1,4 @@
-//! `switchyard report`: the usage figures of the dashboard, in the terminal. Reads the ledger
+//! `sluicegate report`: the usage figures of the dashboard, in the terminal. Reads the ledger
 //! the policy points at, read-only, through the same query and aggregation as `/api/usage`
 //! ([`crate::usage`]).
 
@@ -6,7 +6,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use serde::Serialize;
-use switchyard_policies::Policy;
+use sluicegate_policies::Policy;
 
 use crate::ledger::Store;
 use crate::usage::aggregate::Keyed;
@@ -177,7 +177,7 @@ fn table(
 ) -> anyhow::Result<()> {
     writeln!(
         out,
-        "switchyard usage, last {} by {} (reference route: {})",
+        "sluicegate usage, last {} by {} (reference route: {})",
         options.since.text,
         s.by,
         reference.unwrap_or("none, so no savings or escalations"),

@@ -1,11 +1,11 @@
-//! `switchyard serve`: bind, serve, and shut down gracefully on Ctrl-C or SIGTERM.
+//! `sluicegate serve`: bind, serve, and shut down gracefully on Ctrl-C or SIGTERM.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use switchyard_policies::Policy;
+use sluicegate_policies::Policy;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -58,9 +58,9 @@ pub async fn serve(policy: Policy, listen: Option<SocketAddr>) -> anyhow::Result
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
-    tracing::info!(%local, "switchyard listening");
+    tracing::info!(%local, "sluicegate listening");
     // Tests and scripts read this line to learn the port when listening on port 0.
-    println!("switchyard listening on http://{local}");
+    println!("sluicegate listening on http://{local}");
     std::io::stdout().flush().ok();
 
     let (stopping_tx, mut stopping_rx) = watch::channel(false);

@@ -25,7 +25,7 @@
 //!     into the call's extensions and `Signals`; if it cannot answer, `on_classifier_error`.
 //! 11. [`DecideLayer`]: the policy's rule engine picks a route; unknown model → 404.
 //! 12. [`Dispatch`]: calls the route's backend, then its `fallback` routes in order while
-//!     nothing has reached the client; sets `x-switchyard-route`, `-backend`, `-decision`.
+//!     nothing has reached the client; sets `x-sluicegate-route`, `-backend`, `-decision`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -37,7 +37,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use http::{header, HeaderMap, HeaderName, Method, StatusCode, Uri};
 use serde_json::json;
-use switchyard_adapters::wire::{unix_now, ModelList, ModelObject};
+use sluicegate_adapters::wire::{unix_now, ModelList, ModelObject};
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -198,7 +198,7 @@ async fn models(State(ctx): State<Ctx>) -> Json<ModelList> {
             id,
             object: "model".into(),
             created,
-            owned_by: "switchyard".into(),
+            owned_by: "sluicegate".into(),
         })
         .collect();
     Json(ModelList {
@@ -215,7 +215,7 @@ async fn model(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {
         id,
         object: "model".into(),
         created: unix_now(),
-        owned_by: "switchyard".into(),
+        owned_by: "sluicegate".into(),
     })
     .into_response()
 }
@@ -256,7 +256,7 @@ async fn readyz(State(ctx): State<Ctx>) -> Response {
     // A loading classifier is worth waiting for (seconds); a failed one is reported but does
     // not take the gateway out of service: its requests use `on_classifier_error`.
     if let Some(classifier) = &ctx.state.classifier {
-        use switchyard_router::classifier::Health;
+        use sluicegate_router::classifier::Health;
         body["classifier"] = match classifier.health() {
             Health::Loading => {
                 ready = false;

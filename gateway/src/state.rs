@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use switchyard_adapters::anthropic::AnthropicBackend;
-use switchyard_adapters::local::{LocalBackend, LocalOptions};
-use switchyard_adapters::openai::OpenAiBackend;
-use switchyard_adapters::{BackendError, ChatBackend};
-use switchyard_policies::{BackendConfig, BackendKind, Policy, RouteConfig};
-use switchyard_router::Engine;
+use sluicegate_adapters::anthropic::AnthropicBackend;
+use sluicegate_adapters::local::{LocalBackend, LocalOptions};
+use sluicegate_adapters::openai::OpenAiBackend;
+use sluicegate_adapters::{BackendError, ChatBackend};
+use sluicegate_policies::{BackendConfig, BackendKind, Policy, RouteConfig};
+use sluicegate_router::Engine;
 
 use crate::metrics::Metrics;
 
@@ -28,7 +28,7 @@ pub struct AppState {
     pub routes: Arc<BTreeMap<String, Route>>,
     pub metrics: Metrics,
     /// The on-box classifier (its encoder thread), when the policy configures one.
-    pub classifier: Option<Arc<dyn switchyard_router::classifier::Classifier>>,
+    pub classifier: Option<Arc<dyn sluicegate_router::classifier::Classifier>>,
     /// The OpenTelemetry span exporter, when the policy names an endpoint (set by `serve`).
     pub telemetry: Option<crate::telemetry::Telemetry>,
 }
@@ -57,8 +57,8 @@ impl AppState {
         }
         // Starts the encoder thread; until it is ready calls use `on_classifier_error`.
         let classifier = policy.classifier.as_ref().map(|c| {
-            Arc::new(switchyard_router::classifier::setup::start(c))
-                as Arc<dyn switchyard_router::classifier::Classifier>
+            Arc::new(sluicegate_router::classifier::setup::start(c))
+                as Arc<dyn sluicegate_router::classifier::Classifier>
         });
         Ok(AppState {
             engine: Arc::new(Engine::new(&policy)),

@@ -1,7 +1,7 @@
 //! OpenTelemetry export: one `CLIENT` span per chat request, named and attributed after the
 //! GenAI semantic conventions (`gen_ai.operation.name`, `gen_ai.provider.name`,
 //! `gen_ai.request.model`, `gen_ai.response.model`, `gen_ai.usage.*`,
-//! `gen_ai.response.finish_reasons`, ...), plus `switchyard.*` routing facts. Spans are
+//! `gen_ai.response.finish_reasons`, ...), plus `sluicegate.*` routing facts. Spans are
 //! batched and sent over OTLP/HTTP (protobuf) to `telemetry.otlp_endpoint` by the SDK's own
 //! export thread, never on the request path. Message content is attached only when the
 //! policy sets `telemetry.capture_content`.
@@ -15,7 +15,7 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use serde_json::json;
-use switchyard_policies::TelemetryConfig;
+use sluicegate_policies::TelemetryConfig;
 
 use crate::ledger::{LedgerRow, Outcome};
 
@@ -68,7 +68,7 @@ impl Telemetry {
                     .build(),
             )
             .build();
-        let tracer = provider.tracer("switchyard");
+        let tracer = provider.tracer("sluicegate");
         tracing::info!(endpoint = %endpoint, "exporting OpenTelemetry spans over OTLP/HTTP");
         Ok(Some(Telemetry(Arc::new(Inner {
             provider,
@@ -118,19 +118,19 @@ fn attributes(f: &Finished<'_>, request_model: String, content: bool) -> Vec<Key
     let mut a = vec![
         KeyValue::new("gen_ai.operation.name", "chat"),
         KeyValue::new("http.response.status_code", i64::from(f.status)),
-        KeyValue::new("switchyard.request_id", f.request_id.to_owned()),
-        KeyValue::new("switchyard.stream", o.stream),
+        KeyValue::new("sluicegate.request_id", f.request_id.to_owned()),
+        KeyValue::new("sluicegate.stream", o.stream),
     ];
     let mut text = |key: &'static str, v: &Option<String>| {
         if let Some(v) = v {
             a.push(KeyValue::new(key, v.clone()));
         }
     };
-    text("switchyard.requested_model", &o.requested_model);
-    text("switchyard.route", &o.route);
-    text("switchyard.backend", &o.backend);
-    text("switchyard.rule", &o.rule);
-    text("switchyard.class", &o.class);
+    text("sluicegate.requested_model", &o.requested_model);
+    text("sluicegate.route", &o.route);
+    text("sluicegate.backend", &o.backend);
+    text("sluicegate.rule", &o.rule);
+    text("sluicegate.class", &o.class);
     text("gen_ai.response.id", &o.response_id);
     text("gen_ai.response.model", &o.response_model);
     text("error.type", &o.error_type);
@@ -139,15 +139,15 @@ fn attributes(f: &Finished<'_>, request_model: String, content: bool) -> Vec<Key
     }
     if let Some(p) = o.provider {
         // Well-known names of the conventions; the in-process model is ours.
-        let name = if p == "local" { "switchyard.local" } else { p };
+        let name = if p == "local" { "sluicegate.local" } else { p };
         a.push(KeyValue::new("gen_ai.provider.name", name));
     }
     if let Some(c) = o.confidence {
-        a.push(KeyValue::new("switchyard.confidence", f64::from(c)));
+        a.push(KeyValue::new("sluicegate.confidence", f64::from(c)));
     }
     if o.attempts.len() > 1 {
         let failed = o.attempts[..o.attempts.len() - 1].join(",");
-        a.push(KeyValue::new("switchyard.fallbacks", failed));
+        a.push(KeyValue::new("sluicegate.fallbacks", failed));
     }
     if let Some(n) = o.input_tokens {
         a.push(KeyValue::new("gen_ai.usage.input_tokens", i64::from(n)));
@@ -157,7 +157,7 @@ fn attributes(f: &Finished<'_>, request_model: String, content: bool) -> Vec<Key
     }
     if o.input_tokens.is_some() {
         a.push(KeyValue::new(
-            "switchyard.usage.estimated",
+            "sluicegate.usage.estimated",
             o.tokens_estimated,
         ));
     }
@@ -180,12 +180,12 @@ fn attributes(f: &Finished<'_>, request_model: String, content: bool) -> Vec<Key
     }
     if let Some(ms) = o.ttft {
         a.push(KeyValue::new(
-            "switchyard.time_to_first_token_ms",
+            "sluicegate.time_to_first_token_ms",
             ms.as_secs_f64() * 1000.0,
         ));
     }
     if let Some(cost) = f.row.and_then(|r| r.cost_usd) {
-        a.push(KeyValue::new("switchyard.cost_usd", cost.to_string()));
+        a.push(KeyValue::new("sluicegate.cost_usd", cost.to_string()));
     }
     if content {
         if let Some(messages) = o.prompt.as_deref().and_then(input_messages) {
@@ -263,11 +263,11 @@ mod tests {
         assert_eq!(get(&a, "gen_ai.operation.name"), Some(&Value::from("chat")));
         assert_eq!(
             get(&a, "gen_ai.provider.name"),
-            Some(&Value::from("switchyard.local"))
+            Some(&Value::from("sluicegate.local"))
         );
         assert_eq!(get(&a, "gen_ai.usage.input_tokens"), Some(&Value::I64(12)));
         assert_eq!(
-            get(&a, "switchyard.fallbacks"),
+            get(&a, "sluicegate.fallbacks"),
             Some(&Value::from("remote"))
         );
         let input = get(&a, "gen_ai.input.messages").unwrap().as_str();

@@ -6,8 +6,8 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use rust_decimal::Decimal;
-use switchyard_gateway::ledger::{LedgerRow, Outcome, Pricing, Store};
-use switchyard_policies::Price;
+use sluicegate_gateway::ledger::{LedgerRow, Outcome, Pricing, Store};
+use sluicegate_policies::Price;
 
 fn row(id: &str, time_ms: i64) -> LedgerRow {
     let outcome = Outcome {
@@ -81,7 +81,7 @@ async fn round_trip(store: &Store, prefix: &str) {
 
 #[tokio::test]
 async fn sqlite_round_trip() {
-    let dir = std::env::temp_dir().join(format!("switchyard-ledger-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("sluicegate-ledger-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("ledger.sqlite");
     let _ = std::fs::remove_file(&path);
@@ -94,7 +94,7 @@ async fn sqlite_round_trip() {
 
 #[tokio::test]
 async fn an_older_table_gets_the_new_columns() {
-    let dir = std::env::temp_dir().join(format!("switchyard-ledger-old-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("sluicegate-ledger-old-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("ledger.sqlite");
     let _ = std::fs::remove_file(&path);
@@ -137,7 +137,7 @@ async fn an_older_table_gets_the_new_columns() {
 
 #[tokio::test]
 async fn postgres_round_trip() {
-    let url = std::env::var("SWITCHYARD_TEST_POSTGRES")
+    let url = std::env::var("SLUICEGATE_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let store = Store::open(&url).await.unwrap_or_else(|e| {
         panic!("PostgreSQL at {url} is needed for this test (scripts/test starts it): {e}")

@@ -8,8 +8,8 @@ use std::time::SystemTime;
 
 use rust_decimal::Decimal;
 use sqlx::postgres::PgPoolOptions;
-use switchyard_gateway::ledger::{LedgerRow, Store};
-use switchyard_gateway::usage::{load, summarize, Dimension, UsageRow};
+use sluicegate_gateway::ledger::{LedgerRow, Store};
+use sluicegate_gateway::usage::{load, summarize, Dimension, UsageRow};
 
 const FROM: i64 = 1_700_000_000_000;
 
@@ -49,7 +49,7 @@ fn row(i: i64) -> LedgerRow {
 
 #[tokio::test]
 async fn postgres_usage_matches_the_in_memory_figures() {
-    let base = std::env::var("SWITCHYARD_TEST_POSTGRES")
+    let base = std::env::var("SLUICEGATE_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let admin = PgPoolOptions::new()
         .max_connections(1)

@@ -5,7 +5,7 @@
 //! [classifier]
 //! encoder = "models/minilm"          # directory with config.json, model.safetensors, tokenizer.json
 //! on_classifier_error = "remote"     # required: the route used when the classifier cannot answer
-//! # head = "heads/support.safetensors"  # optional trained head (`switchyard router train`)
+//! # head = "heads/support.safetensors"  # optional trained head (`sluicegate router train`)
 //! # input = "last-user+system"       # or "last-user", "conversation"
 //! # match = "auto"                   # or "centroid", "knn" (with k = 3): how examples are compared
 //! # timeout = "250ms"
@@ -95,7 +95,7 @@ pub enum ClassifierInput {
 
 /// How a request is compared with class examples.
 ///
-/// Measured on banking77 (`switchyard router eval --few-shot-from`): with 5 examples a class,
+/// Measured on banking77 (`sluicegate router eval --few-shot-from`): with 5 examples a class,
 /// centroid 75.8% vs 3-nearest 74.7%; with 20, centroid 82.8% vs 3-nearest 87.6%.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExampleMatch {

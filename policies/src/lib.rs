@@ -1,11 +1,11 @@
-//! The switchyard routing policy: TOML schema, two-phase parse and validation.
+//! The sluicegate routing policy: TOML schema, two-phase parse and validation.
 //!
 //! Phase 1 ([`raw`]) deserializes the TOML strictly (unknown keys and wrong
 //! types are errors, located by key path). Phase 2 ([`validate`]) resolves
 //! defaults and cross-references and reports *every* problem it finds.
 //!
 //! ```
-//! let policy = switchyard_policies::parse(switchyard_policies::DEFAULT_POLICY).unwrap();
+//! let policy = sluicegate_policies::parse(sluicegate_policies::DEFAULT_POLICY).unwrap();
 //! assert_eq!(policy.routing.default, "local");
 //! ```
 

@@ -28,7 +28,7 @@ pub struct LedgerConfig {
     /// Off only for benchmarks: then no row is written.
     pub enabled: bool,
     /// A SQLite file path (relative to the working directory), `sqlite://PATH`, or a
-    /// `postgres://` URL. Default `switchyard-ledger.sqlite`.
+    /// `postgres://` URL. Default `sluicegate-ledger.sqlite`.
     pub url: String,
     /// The large remote route whose prices give each request's counterfactual cost.
     pub reference_route: Option<String>,
@@ -41,7 +41,7 @@ impl Default for LedgerConfig {
     fn default() -> Self {
         LedgerConfig {
             enabled: true,
-            url: "switchyard-ledger.sqlite".to_owned(),
+            url: "sluicegate-ledger.sqlite".to_owned(),
             reference_route: None,
             store_content: false,
         }
@@ -234,7 +234,7 @@ pub struct RoutingPolicy {
     /// The route used when nothing else decides.
     pub default: String,
     /// Lower-case header name that lets a client pick a route explicitly.
-    /// Default `Some("x-switchyard-route")`; `route_header = false` disables it.
+    /// Default `Some("x-sluicegate-route")`; `route_header = false` disables it.
     pub route_header: Option<String>,
     /// Whether a request whose `model` is a route name goes to that route. Default true.
     pub honor_model: bool,
@@ -243,7 +243,7 @@ pub struct RoutingPolicy {
 }
 
 impl RoutingPolicy {
-    pub const DEFAULT_ROUTE_HEADER: &'static str = "x-switchyard-route";
+    pub const DEFAULT_ROUTE_HEADER: &'static str = "x-sluicegate-route";
 }
 
 /// One `[[policy.rules]]` entry.

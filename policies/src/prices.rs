@@ -3,7 +3,7 @@
 //!
 //! Source: the providers' public API pricing pages (OpenAI, Anthropic), standard tier, no
 //! batch or cache discounts, as of [`AS_OF`]. Prices change: check them, and give `price`
-//! explicitly where it matters. `switchyard check` prints which routes use this table.
+//! explicitly where it matters. `sluicegate check` prints which routes use this table.
 
 use rust_decimal::Decimal;
 

@@ -23,7 +23,7 @@ pub struct TelemetryConfig {
     /// `<endpoint>/v1/traces`. Plain http only (the exporter has no TLS): a local
     /// OpenTelemetry Collector forwards further. Without it nothing is exported.
     pub otlp_endpoint: Option<String>,
-    /// `service.name` of the exported resource. Default `switchyard`.
+    /// `service.name` of the exported resource. Default `sluicegate`.
     pub service_name: String,
     /// Put the request's messages and the reply in the span (`gen_ai.input.messages`,
     /// `gen_ai.output.messages`). Off by default: prompts often hold personal data.
@@ -36,7 +36,7 @@ impl Default for TelemetryConfig {
     fn default() -> Self {
         TelemetryConfig {
             otlp_endpoint: None,
-            service_name: "switchyard".to_owned(),
+            service_name: "sluicegate".to_owned(),
             capture_content: false,
             export_interval: std::time::Duration::from_secs(5),
         }

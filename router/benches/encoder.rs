@@ -1,18 +1,18 @@
 //! Encoder latency and throughput, fused forward pass vs candle's `BertModel` as it comes (the
 //! baseline, measured in the same run). Prints numbers; not a timed test.
 //!
-//! `cargo bench -p switchyard-router --bench encoder` (release profile). Uses 2 rayon threads
-//! unless `SWITCHYARD_CLASSIFIER_THREADS` says otherwise, like the gateway's encoder service.
+//! `cargo bench -p sluicegate-router --bench encoder` (release profile). Uses 2 rayon threads
+//! unless `SLUICEGATE_CLASSIFIER_THREADS` says otherwise, like the gateway's encoder service.
 //! Latencies include tokenisation. `ROUNDS` (default 200) sets the samples per figure.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchyard_router::classifier::metrics::percentile;
-use switchyard_router::classifier::reference::CandleBert;
-use switchyard_router::classifier::service::{EncoderHandle, Setup};
-use switchyard_router::classifier::{
+use sluicegate_router::classifier::metrics::percentile;
+use sluicegate_router::classifier::reference::CandleBert;
+use sluicegate_router::classifier::service::{EncoderHandle, Setup};
+use sluicegate_router::classifier::{
     Classifier, Encoder, ExampleScorer, ExampleStrategy, Scorer, ServiceOptions,
 };
 
@@ -39,7 +39,7 @@ fn text_of(encoder: &Encoder, tokens: usize) -> Result<String, Box<dyn std::erro
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let models = std::env::var_os("SWITCHYARD_MODELS")
+    let models = std::env::var_os("SLUICEGATE_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"));
     let dir = models.join("minilm");
@@ -134,7 +134,7 @@ fn service_under_load(dir: &std::path::Path, text: &str) -> Result<(), Box<dyn s
         });
         let handle = EncoderHandle::start(dir.to_path_buf(), options, setup);
         let mut health = handle.watch_health();
-        while !matches!(*health.borrow_and_update(), switchyard_router::classifier::Health::Ready) {
+        while !matches!(*health.borrow_and_update(), sluicegate_router::classifier::Health::Ready) {
             health.changed().await?;
         }
         for concurrency in [1usize, 8, 64] {
@@ -151,7 +151,7 @@ fn service_under_load(dir: &std::path::Path, text: &str) -> Result<(), Box<dyn s
                         handle.classify(format!("{text} {i}")).await?;
                         ms.push(t.elapsed().as_secs_f64() * 1e3);
                     }
-                    Ok::<_, switchyard_router::classifier::ClassifyError>(ms)
+                    Ok::<_, sluicegate_router::classifier::ClassifyError>(ms)
                 }));
             }
             let mut ms = Vec::new();

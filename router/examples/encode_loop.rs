@@ -1,6 +1,6 @@
 //! Encodes one text `N` times on the fused encoder, for profiling (`perf record`):
 //!
-//!     cargo run --release -p switchyard-router --example encode_loop -- TOKENS N
+//!     cargo run --release -p sluicegate-router --example encode_loop -- TOKENS N
 //!
 //! Prints the median milliseconds per request; not a benchmark with a baseline (see
 //! `benches/encoder.rs` for that).
@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use switchyard_router::classifier::{Encoder, ServiceOptions};
+use sluicegate_router::classifier::{Encoder, ServiceOptions};
 
 fn main() {
     let args: Vec<usize> = std::env::args()
@@ -20,7 +20,7 @@ fn main() {
         args.first().copied().unwrap_or(32),
         args.get(1).copied().unwrap_or(500),
     );
-    let dir = std::env::var_os("SWITCHYARD_MODELS")
+    let dir = std::env::var_os("SLUICEGATE_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"))
         .join("minilm");

@@ -5,7 +5,7 @@
 //! band, ...) is added as a new variant plus its arm in [`Condition::holds`]
 //! and [`compile`]; the decision procedure itself does not change.
 
-use switchyard_policies::Conditions;
+use sluicegate_policies::Conditions;
 
 use crate::RequestFacts;
 

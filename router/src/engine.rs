@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use switchyard_policies::{Policy, AUTO_MODEL};
+use sluicegate_policies::{Policy, AUTO_MODEL};
 
 use crate::condition::{compile, Condition};
 use crate::RequestFacts;

@@ -1,4 +1,4 @@
-//! Switchyard's decision engine: given what is known about a request
+//! Sluicegate's decision engine: given what is known about a request
 //! ([`RequestFacts`]), choose the route that serves it ([`Engine::decide`]).
 //! No HTTP server lives here.
 

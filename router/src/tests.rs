@@ -1,5 +1,5 @@
 use http::{HeaderMap, HeaderValue};
-use switchyard_policies::{parse, RESERVED_RULE_NAMES};
+use sluicegate_policies::{parse, RESERVED_RULE_NAMES};
 
 use crate::{DecideError, Decision, Engine, RequestFacts};
 
@@ -94,7 +94,7 @@ fn default_route_for_plain_auto() {
 fn route_header_selects_route() {
     let e = engine();
     let facts = RequestFacts {
-        headers: headers(&[("x-switchyard-route", "large")]),
+        headers: headers(&[("x-sluicegate-route", "large")]),
         ..RequestFacts::new("auto")
     };
     assert_eq!(decide(&e, &facts), pair("large", "route-header"));
@@ -104,7 +104,7 @@ fn route_header_selects_route() {
 fn route_header_beats_model_and_rules() {
     let e = engine();
     let facts = RequestFacts {
-        headers: headers(&[("X-Switchyard-Route", "small"), ("x-tier", "premium")]),
+        headers: headers(&[("X-Sluicegate-Route", "small"), ("x-tier", "premium")]),
         has_tools: true,
         ..RequestFacts::new("premium")
     };
@@ -115,33 +115,33 @@ fn route_header_beats_model_and_rules() {
 fn route_header_with_unknown_route_is_an_error() {
     let e = engine();
     let facts = RequestFacts {
-        headers: headers(&[("x-switchyard-route", "huge")]),
+        headers: headers(&[("x-sluicegate-route", "huge")]),
         ..RequestFacts::new("auto")
     };
     let err = e.decide(&facts).unwrap_err();
     assert_eq!(
         err,
         DecideError::UnknownRouteHeader {
-            header: "x-switchyard-route".into(),
+            header: "x-sluicegate-route".into(),
             value: "huge".into()
         }
     );
     assert!(err.to_string().contains("huge"), "{err}");
-    assert!(err.to_string().contains("x-switchyard-route"), "{err}");
+    assert!(err.to_string().contains("x-sluicegate-route"), "{err}");
 }
 
 #[test]
 fn route_header_can_be_renamed_or_disabled() {
     let renamed = engine_with_keys("route_header = \"X-Route\"");
     let facts = RequestFacts {
-        headers: headers(&[("x-route", "large"), ("x-switchyard-route", "premium")]),
+        headers: headers(&[("x-route", "large"), ("x-sluicegate-route", "premium")]),
         ..RequestFacts::new("auto")
     };
     assert_eq!(decide(&renamed, &facts), pair("large", "route-header"));
 
     let disabled = engine_with_keys("route_header = false");
     let facts = RequestFacts {
-        headers: headers(&[("x-switchyard-route", "nonexistent")]),
+        headers: headers(&[("x-sluicegate-route", "nonexistent")]),
         ..RequestFacts::new("auto")
     };
     assert_eq!(decide(&disabled, &facts), pair("small", "default"));
@@ -324,7 +324,7 @@ fn known_models_sorted_and_deduped() {
 
 #[test]
 fn default_policy_decisions() {
-    let policy = parse(switchyard_policies::DEFAULT_POLICY).unwrap();
+    let policy = parse(sluicegate_policies::DEFAULT_POLICY).unwrap();
     let e = Engine::new(&policy);
     assert_eq!(e.known_models(), ["auto", "local", "remote"]);
     assert_eq!(decide(&e, &RequestFacts::new("auto")).0, "local");

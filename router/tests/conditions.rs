@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)] // test code
 //! Rules on the classifier's signals, and the `on_classifier_error` route.
 
-use switchyard_router::{Classification, Decision, Engine, RequestFacts, Signals};
+use sluicegate_router::{Classification, Decision, Engine, RequestFacts, Signals};
 
 const POLICY: &str = r#"
 [backends.b]
@@ -42,7 +42,7 @@ when = { class = ["billing"], min_confidence = 0.7 }
 "#;
 
 fn decide(class: Option<(&str, f32)>, error: Option<&str>) -> Decision {
-    let engine = Engine::new(&switchyard_policies::parse(POLICY).unwrap());
+    let engine = Engine::new(&sluicegate_policies::parse(POLICY).unwrap());
     let facts = RequestFacts {
         signals: Signals {
             classification: class.map(|(c, p)| Classification {

@@ -6,15 +6,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchyard_router::classifier::reference::CandleBert;
-use switchyard_router::classifier::service::EncoderHandle;
-use switchyard_router::classifier::{
+use sluicegate_router::classifier::reference::CandleBert;
+use sluicegate_router::classifier::service::EncoderHandle;
+use sluicegate_router::classifier::{
     cosine, Classifier, ClassifyError, Encoder, ExampleScorer, ExampleStrategy, Health,
     ServiceOptions,
 };
 
 fn model_dir() -> PathBuf {
-    let models = std::env::var_os("SWITCHYARD_MODELS")
+    let models = std::env::var_os("SLUICEGATE_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"));
     let dir = models.join("minilm");
@@ -127,7 +127,7 @@ fn long_inputs_keep_head_and_tail_within_the_budget() {
 }
 
 fn scorer_setup() -> Box<
-    dyn FnOnce(&Encoder) -> Result<Arc<dyn switchyard_router::classifier::Scorer>, ClassifyError>
+    dyn FnOnce(&Encoder) -> Result<Arc<dyn sluicegate_router::classifier::Scorer>, ClassifyError>
         + Send,
 > {
     Box::new(|enc: &Encoder| {
@@ -137,7 +137,7 @@ fn scorer_setup() -> Box<
             vec![("billing".into(), billing), ("poetry".into(), poetry)],
             ExampleStrategy::Centroid,
         );
-        Ok(Arc::new(s) as Arc<dyn switchyard_router::classifier::Scorer>)
+        Ok(Arc::new(s) as Arc<dyn sluicegate_router::classifier::Scorer>)
     })
 }
 

@@ -1,4 +1,4 @@
-// Loads the switchyard dashboard in headless Chromium and prints what it shows, as JSON.
+// Loads the sluicegate dashboard in headless Chromium and prints what it shows, as JSON.
 //
 //   node dashboard.mjs URL SCREENSHOT.png
 //

@@ -1,4 +1,4 @@
-"""Drives a switchyard gateway with the official `openai` package.
+"""Drives a sluicegate gateway with the official `openai` package.
 
 Usage: python3 openai_client.py BASE_URL   (e.g. http://127.0.0.1:8080/v1)
 

@@ -1,4 +1,4 @@
-"""Streams one chat reply through a switchyard gateway with the official `openai` package.
+"""Streams one chat reply through a sluicegate gateway with the official `openai` package.
 
 Usage: python3 stream_reply.py BASE_URL MODEL PROMPT
 
@@ -43,8 +43,8 @@ def main() -> None:
                 "finish_reason": finish,
                 "pieces": pieces,
                 "usage": usage,
-                "route": raw.headers.get("x-switchyard-route"),
-                "fallback": raw.headers.get("x-switchyard-fallback"),
+                "route": raw.headers.get("x-sluicegate-route"),
+                "fallback": raw.headers.get("x-sluicegate-fallback"),
             }
         )
     )

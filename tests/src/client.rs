@@ -29,8 +29,8 @@ pub async fn metrics_text(gw: &Gateway) -> String {
 
 /// Every row of the SQLite ledger at `db`, oldest first (after the gateway has stopped, so
 /// that the writer has flushed).
-pub async fn ledger_rows(db: &std::path::Path) -> Vec<switchyard_gateway::ledger::LedgerRow> {
-    switchyard_gateway::ledger::Store::open(db.to_str().expect("a UTF-8 path"))
+pub async fn ledger_rows(db: &std::path::Path) -> Vec<sluicegate_gateway::ledger::LedgerRow> {
+    sluicegate_gateway::ledger::Store::open(db.to_str().expect("a UTF-8 path"))
         .await
         .expect("open the ledger")
         .rows_since(0)

@@ -1,4 +1,4 @@
-//! Runs the real `switchyard` binary: `switchyard serve --config FILE --listen 127.0.0.1:0`.
+//! Runs the real `sluicegate` binary: `sluicegate serve --config FILE --listen 127.0.0.1:0`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -15,7 +15,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// Environment variables the gateway must not inherit from the test runner.
 const SCRUBBED_ENV: &[&str] = &[
     "RUST_LOG",
-    "SWITCHYARD_CONFIG",
+    "SLUICEGATE_CONFIG",
     "OPENAI_API_KEY",
     "ANTHROPIC_API_KEY",
     "HTTP_PROXY",
@@ -26,21 +26,21 @@ const SCRUBBED_ENV: &[&str] = &[
     "all_proxy",
 ];
 
-/// The `switchyard` binary next to this test executable (`<target>/debug/switchyard`).
-/// `SWITCHYARD_BIN` overrides the search.
-pub fn switchyard_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("SWITCHYARD_BIN") {
+/// The `sluicegate` binary next to this test executable (`<target>/debug/sluicegate`).
+/// `SLUICEGATE_BIN` overrides the search.
+pub fn sluicegate_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SLUICEGATE_BIN") {
         return PathBuf::from(bin);
     }
     let exe = std::env::current_exe().expect("current test executable");
     let found = exe
         .ancestors()
         .skip(1)
-        .map(|dir| dir.join(format!("switchyard{}", std::env::consts::EXE_SUFFIX)))
+        .map(|dir| dir.join(format!("sluicegate{}", std::env::consts::EXE_SUFFIX)))
         .find(|p| p.is_file());
     let Some(bin) = found else {
         panic!(
-            "no switchyard binary next to {}: run `cargo build -p switchyard-gateway` first",
+            "no sluicegate binary next to {}: run `cargo build -p sluicegate-gateway` first",
             exe.display()
         );
     };
@@ -64,7 +64,7 @@ fn warn_if_stale(bin: &Path) {
         if newest.is_some_and(|n| n > built) {
             eprintln!(
                 "warning: {} is older than the gateway's sources; \
-                 run `cargo build -p switchyard-gateway` to test the current code",
+                 run `cargo build -p sluicegate-gateway` to test the current code",
                 bin.display()
             );
         }
@@ -93,7 +93,7 @@ pub fn temp_dir() -> PathBuf {
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
     let dir = std::env::temp_dir().join(format!(
-        "switchyard-e2e-{}-{}-{nanos}",
+        "sluicegate-e2e-{}-{}-{nanos}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
@@ -108,12 +108,12 @@ pub fn write_policy(dir: &Path, toml: &str) -> PathBuf {
     path
 }
 
-/// Runs `switchyard ARGS` to completion (for `check`) with a clean environment.
-pub fn run_switchyard(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(switchyard_bin());
+/// Runs `sluicegate ARGS` to completion (for `check`) with a clean environment.
+pub fn run_sluicegate(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(sluicegate_bin());
     cmd.args(args).stdin(Stdio::null());
     clean_env(&mut cmd, envs);
-    cmd.output().expect("run switchyard")
+    cmd.output().expect("run sluicegate")
 }
 
 fn clean_env(cmd: &mut Command, envs: &[(&str, &str)]) {
@@ -140,7 +140,7 @@ impl Gateway {
     pub async fn start(policy_toml: &str, envs: &[(&str, &str)]) -> Gateway {
         let dir = temp_dir();
         let config = write_policy(&dir, policy_toml);
-        let mut cmd = Command::new(switchyard_bin());
+        let mut cmd = Command::new(sluicegate_bin());
         cmd.arg("serve")
             .arg("--config")
             .arg(&config)
@@ -151,7 +151,7 @@ impl Gateway {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         clean_env(&mut cmd, envs);
-        let mut child = cmd.spawn().expect("spawn switchyard");
+        let mut child = cmd.spawn().expect("spawn sluicegate");
 
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let mut pipe = child.stderr.take().expect("stderr pipe");
@@ -176,7 +176,7 @@ impl Gateway {
                 let Ok(line) = line else { break };
                 let addr = line
                     .trim()
-                    .strip_prefix("switchyard listening on http://")
+                    .strip_prefix("sluicegate listening on http://")
                     .and_then(|a| a.parse::<SocketAddr>().ok());
                 if let (Some(addr), Some(tx)) = (addr, tx.take()) {
                     let _ = tx.send(addr);
@@ -196,12 +196,12 @@ impl Gateway {
             Ok(Err(_)) => {
                 let status = gateway.wait_for_exit(Duration::from_secs(5)).await;
                 panic!(
-                    "switchyard exited during start-up ({status:?}); stderr:\n{}",
+                    "sluicegate exited during start-up ({status:?}); stderr:\n{}",
                     gateway.stderr()
                 );
             }
             Err(_) => panic!(
-                "switchyard did not print its listening line within {PATIENCE:?}; stderr:\n{}",
+                "sluicegate did not print its listening line within {PATIENCE:?}; stderr:\n{}",
                 gateway.stderr()
             ),
         }
@@ -240,7 +240,7 @@ impl Gateway {
     pub async fn wait(&mut self) -> ExitStatus {
         let Some(status) = self.wait_for_exit(PATIENCE).await else {
             panic!(
-                "switchyard did not exit within {PATIENCE:?}; stderr:\n{}",
+                "sluicegate did not exit within {PATIENCE:?}; stderr:\n{}",
                 self.stderr()
             );
         };
@@ -274,7 +274,7 @@ impl Drop for Gateway {
             let _ = reader.join();
         }
         if std::thread::panicking() {
-            eprintln!("--- switchyard stderr ---\n{}\n--- end ---", self.stderr());
+            eprintln!("--- sluicegate stderr ---\n{}\n--- end ---", self.stderr());
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -1,5 +1,5 @@
-//! Test support for switchyard's end-to-end tests: a fixture-driven fake upstream
-//! ([`fake_upstream`]), a harness that runs the real `switchyard` binary ([`gateway`]),
+//! Test support for sluicegate's end-to-end tests: a fixture-driven fake upstream
+//! ([`fake_upstream`]), a harness that runs the real `sluicegate` binary ([`gateway`]),
 //! policy snippets ([`policy`]) and client helpers ([`client`]).
 //!
 //! This crate is test support only: a failed set-up should stop the test at once with a
@@ -20,7 +20,7 @@ pub use client::{
     sse_frames, SseFrames,
 };
 pub use fake_upstream::{FakeUpstream, RecordedRequest};
-pub use gateway::{run_switchyard, switchyard_bin, temp_dir, Gateway};
+pub use gateway::{run_sluicegate, sluicegate_bin, temp_dir, Gateway};
 
 /// `tests/fixtures`, where the fake upstream finds its replies.
 pub fn fixtures_dir() -> PathBuf {

@@ -8,8 +8,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchyard_gateway::ledger::{LedgerRow, Store};
-use switchyard_gateway::usage::Decimal;
+use sluicegate_gateway::ledger::{LedgerRow, Store};
+use sluicegate_gateway::usage::Decimal;
 
 use crate::policy::{openai_backend, routing};
 use crate::{http_client, FakeUpstream, Gateway};
@@ -26,7 +26,7 @@ pub struct Traffic {
     pub upstream: FakeUpstream,
     /// The ledger's SQLite file.
     pub db: PathBuf,
-    /// The policy file (for `switchyard report --config`).
+    /// The policy file (for `sluicegate report --config`).
     pub policy: PathBuf,
     pub requests_sent: usize,
 }
@@ -43,7 +43,7 @@ pub async fn start_with_traffic() -> Traffic {
     let dir = crate::temp_dir();
     let db = dir.join("ledger.sqlite");
     let url = upstream.openai_url();
-    let mut toml = String::from("[server]\nadmin_key_env = \"SWITCHYARD_ADMIN_KEY\"\n\n");
+    let mut toml = String::from("[server]\nadmin_key_env = \"SLUICEGATE_ADMIN_KEY\"\n\n");
     toml.push_str(&openai_backend("small", &url, "fx-chat-ok", ""));
     toml.push_str(&openai_backend("big", &url, "fx-chat-ok", ""));
     toml.push_str(&openai_backend("bad", &url, "fx-error-500", ""));
@@ -56,7 +56,7 @@ pub async fn start_with_traffic() -> Traffic {
         db.display()
     ));
     let policy = crate::gateway::write_policy(&dir, &toml);
-    let gateway = Gateway::start(&toml, &[("SWITCHYARD_ADMIN_KEY", ADMIN_KEY)]).await;
+    let gateway = Gateway::start(&toml, &[("SLUICEGATE_ADMIN_KEY", ADMIN_KEY)]).await;
     let chat = format!("{}/v1/chat/completions", gateway.url());
     let client = http_client();
     let body = |model: &str, stream: bool| json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hello"}]});

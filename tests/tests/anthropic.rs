@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{json, Value};
-use switchyard_tests::policy::single_anthropic;
-use switchyard_tests::{
+use sluicegate_tests::policy::single_anthropic;
+use sluicegate_tests::{
     assert_openai_error, chat, header, sse_frames, FakeUpstream, Gateway, RecordedRequest,
 };
 
@@ -89,7 +89,7 @@ async fn a_request_is_translated_and_the_reply_is_openai_shaped() {
     )
     .await;
     assert_eq!(response.status(), 200);
-    assert_eq!(header(&response, "x-switchyard-backend"), "claude");
+    assert_eq!(header(&response, "x-sluicegate-backend"), "claude");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["model"], "fx-msg-ok");

@@ -1,12 +1,12 @@
-//! `switchyard check` on the shipped examples and on a broken policy, and `serve` refusing
+//! `sluicegate check` on the shipped examples and on a broken policy, and `serve` refusing
 //! a broken policy.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use switchyard_tests::gateway::{run_switchyard, temp_dir, write_policy};
-use switchyard_tests::{switchyard_bin, workspace_dir};
+use sluicegate_tests::gateway::{run_sluicegate, temp_dir, write_policy};
+use sluicegate_tests::{sluicegate_bin, workspace_dir};
 
 const BAD_POLICY: &str = r#"
 [backends.openai]
@@ -39,7 +39,7 @@ fn every_example_policy_passes_check() {
     examples.sort();
     assert!(examples.len() >= 3, "examples found: {examples:?}");
     for example in examples {
-        let output = run_switchyard(&["check", "--config", example.to_str().unwrap()], &[]);
+        let output = run_sluicegate(&["check", "--config", example.to_str().unwrap()], &[]);
         assert_eq!(
             output.status.code(),
             Some(0),
@@ -59,7 +59,7 @@ fn every_example_policy_passes_check() {
 fn a_bad_policy_fails_check_with_the_key_path() {
     let dir = temp_dir();
     let file = write_policy(&dir, BAD_POLICY);
-    let output = run_switchyard(&["check", "--config", file.to_str().unwrap()], &[]);
+    let output = run_sluicegate(&["check", "--config", file.to_str().unwrap()], &[]);
     let text = output_text(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(
@@ -68,7 +68,7 @@ fn a_bad_policy_fails_check_with_the_key_path() {
     );
 
     let missing = dir.join("no-such-policy.toml");
-    let output = run_switchyard(&["check", "--config", missing.to_str().unwrap()], &[]);
+    let output = run_sluicegate(&["check", "--config", missing.to_str().unwrap()], &[]);
     assert_eq!(output.status.code(), Some(1), "{}", output_text(&output));
     std::fs::remove_dir_all(dir).ok();
 }
@@ -77,7 +77,7 @@ fn a_bad_policy_fails_check_with_the_key_path() {
 fn serve_refuses_a_bad_policy() {
     let dir = temp_dir();
     let file = write_policy(&dir, BAD_POLICY);
-    let mut child = Command::new(switchyard_bin())
+    let mut child = Command::new(sluicegate_bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&file)
         .stdin(Stdio::null())
@@ -97,6 +97,6 @@ fn serve_refuses_a_bad_policy() {
     let text = output_text(&output);
     assert_ne!(output.status.code(), Some(0), "{text}");
     assert!(text.contains("routes.billing.backend"), "{text}");
-    assert!(!text.contains("switchyard listening"), "{text}");
+    assert!(!text.contains("sluicegate listening"), "{text}");
     std::fs::remove_dir_all(dir).ok();
 }

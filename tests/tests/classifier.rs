@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use switchyard_tests::policy::{openai_backend, route, routing};
-use switchyard_tests::{chat, header, http_client, run_switchyard, temp_dir, workspace_dir};
-use switchyard_tests::{FakeUpstream, Gateway};
+use sluicegate_tests::policy::{openai_backend, route, routing};
+use sluicegate_tests::{chat, header, http_client, run_sluicegate, temp_dir, workspace_dir};
+use sluicegate_tests::{FakeUpstream, Gateway};
 
 fn encoder_dir() -> PathBuf {
     let dir = workspace_dir().join("models/minilm");
@@ -96,15 +96,15 @@ async fn requests_route_by_class_and_unsure_ones_escalate() {
 
     let r = chat(&gw, &ask("I think I was charged twice for my last order")).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(header(&r, "x-switchyard-route"), "billing");
-    let decision = header(&r, "x-switchyard-decision").to_owned();
+    assert_eq!(header(&r, "x-sluicegate-route"), "billing");
+    let decision = header(&r, "x-sluicegate-decision").to_owned();
     assert!(
         decision.starts_with("rule=billing; class=billing("),
         "{decision}"
     );
 
     let r = chat(&gw, &ask("hi there, how are you doing?")).await;
-    assert_eq!(header(&r, "x-switchyard-route"), "chitchat");
+    assert_eq!(header(&r, "x-sluicegate-route"), "chitchat");
 
     // Far from every class: the confidence is low and the request escalates.
     let r = chat(
@@ -112,8 +112,8 @@ async fn requests_route_by_class_and_unsure_ones_escalate() {
         &ask("Quelle est la température de fusion du tungstène ?"),
     )
     .await;
-    let decision = header(&r, "x-switchyard-decision").to_owned();
-    assert_eq!(header(&r, "x-switchyard-route"), "remote", "{decision}");
+    let decision = header(&r, "x-sluicegate-decision").to_owned();
+    assert_eq!(header(&r, "x-sluicegate-route"), "remote", "{decision}");
     assert!(decision.starts_with("rule=unsure; class="), "{decision}");
 }
 
@@ -139,7 +139,7 @@ async fn bad_input_never_panics_or_stalls_the_encoder() {
     for body in &bodies {
         let started = Instant::now();
         let r = chat(&gw, body).await;
-        let decision = header(&r, "x-switchyard-decision").to_owned();
+        let decision = header(&r, "x-sluicegate-decision").to_owned();
         assert_eq!(r.status(), 200, "{decision}");
         assert!(decision.contains("class="), "{decision}");
         assert!(
@@ -150,7 +150,7 @@ async fn bad_input_never_panics_or_stalls_the_encoder() {
     }
     // Still healthy and still right afterwards.
     let r = chat(&gw, &ask("please refund my last payment")).await;
-    assert_eq!(header(&r, "x-switchyard-route"), "billing");
+    assert_eq!(header(&r, "x-sluicegate-route"), "billing");
     assert_eq!(readyz(&gw).await.1["classifier"]["state"], "ready");
 }
 
@@ -164,7 +164,7 @@ fn train_head(dir: &Path, encoder: &Path, rows: &[(&str, &str)]) -> PathBuf {
         .collect();
     std::fs::write(&data, lines.join("\n")).unwrap();
     let out = dir.join("head.safetensors");
-    let output = run_switchyard(
+    let output = run_sluicegate(
         &[
             "router",
             "train",
@@ -226,8 +226,8 @@ async fn a_trained_head_routes_and_a_head_from_another_encoder_is_refused() {
         "ready"
     );
     let r = chat(&gw, &ask("there is a double charge on my credit card")).await;
-    let decision = header(&r, "x-switchyard-decision").to_owned();
-    assert_eq!(header(&r, "x-switchyard-route"), "billing", "{decision}");
+    let decision = header(&r, "x-sluicegate-decision").to_owned();
+    assert_eq!(header(&r, "x-sluicegate-route"), "billing", "{decision}");
     drop(gw);
 
     // The same weights with a different config.json: a different encoder fingerprint.
@@ -252,6 +252,6 @@ async fn a_trained_head_routes_and_a_head_from_another_encoder_is_refused() {
     // Requests still succeed, on the policy's `on_classifier_error` route.
     let r = chat(&gw, &ask("refund my last payment please")).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(header(&r, "x-switchyard-route"), "remote");
-    assert!(header(&r, "x-switchyard-decision").contains("class=error(failed)"));
+    assert_eq!(header(&r, "x-sluicegate-route"), "remote");
+    assert!(header(&r, "x-sluicegate-decision").contains("class=error(failed)"));
 }

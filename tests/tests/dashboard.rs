@@ -1,4 +1,4 @@
-//! `/api/usage`, `/dashboard` and `switchyard report` against the real binary, after real
+//! `/api/usage`, `/dashboard` and `sluicegate report` against the real binary, after real
 //! traffic: every figure equals what the ledger's SQLite file holds, worked out here from
 //! the raw rows.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -7,14 +7,14 @@ use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use serde_json::Value;
-use switchyard_gateway::usage::Decimal;
-use switchyard_tests::usage::{assert_close, start_with_traffic, Expected, ADMIN_KEY};
-use switchyard_tests::{assert_openai_error, http_client, run_switchyard};
+use sluicegate_gateway::usage::Decimal;
+use sluicegate_tests::usage::{assert_close, start_with_traffic, Expected, ADMIN_KEY};
+use sluicegate_tests::{assert_openai_error, http_client, run_sluicegate};
 
 fn report(policy: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     let mut all = vec!["report", "--config", policy.to_str().unwrap()];
     all.extend(args);
-    let out = run_switchyard(&all, &[]);
+    let out = run_sluicegate(&all, &[]);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -93,7 +93,7 @@ async fn usage_api_and_report_match_the_ledger() {
         total.assert_matches(&wide["totals"], window);
     }
 
-    // `switchyard report --format json` prints the same figures.
+    // `sluicegate report --format json` prints the same figures.
     let (ok, out, err) = report(&traffic.policy, &["--since", "1h", "--format", "json"]);
     assert!(ok, "{err}");
     let json: Value = serde_json::from_str(&out).unwrap();

@@ -13,9 +13,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::Value;
-use switchyard_gateway::usage::Decimal;
-use switchyard_tests::usage::{assert_close, start_with_traffic, Expected, ADMIN_KEY};
-use switchyard_tests::workspace_dir;
+use sluicegate_gateway::usage::Decimal;
+use sluicegate_tests::usage::{assert_close, start_with_traffic, Expected, ADMIN_KEY};
+use sluicegate_tests::workspace_dir;
 
 /// The browser, the Node script's directory and its installed packages, or a failure that
 /// says how to install what is missing.

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use switchyard_tests::policy::single_openai;
-use switchyard_tests::{assert_openai_error, chat, header, http_client, FakeUpstream, Gateway};
+use sluicegate_tests::policy::single_openai;
+use sluicegate_tests::{assert_openai_error, chat, header, http_client, FakeUpstream, Gateway};
 
 fn hello() -> Value {
     json!({"model": "auto", "messages": [{"role": "user", "content": "hi"}]})

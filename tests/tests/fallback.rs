@@ -2,12 +2,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{json, Value};
-use switchyard_tests::policy::{anthropic_backend, openai_backend, route, routing};
-use switchyard_tests::{
+use sluicegate_tests::policy::{anthropic_backend, openai_backend, route, routing};
+use sluicegate_tests::{
     assert_openai_error, chat, header, sse_frames, FakeUpstream, Gateway, RecordedRequest,
 };
 
-const UNSET_VAR: &str = "SWITCHYARD_E2E_DEFINITELY_UNSET_KEY";
+const UNSET_VAR: &str = "SLUICEGATE_E2E_DEFINITELY_UNSET_KEY";
 
 /// Route `a` (backend `a`, asking for `a_model`, with `a_extra`) falls back to route `b`
 /// (backend `b`, `fx-chat-ok`).
@@ -35,15 +35,15 @@ async fn a_failing_route_falls_back_to_the_next() {
     let (up, gw) = start("fx-error-500", "").await;
     let response = chat(&gw, &ask(false)).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(header(&response, "x-switchyard-route"), "b");
-    assert_eq!(header(&response, "x-switchyard-backend"), "b");
-    let decision = header(&response, "x-switchyard-decision").to_owned();
+    assert_eq!(header(&response, "x-sluicegate-route"), "b");
+    assert_eq!(header(&response, "x-sluicegate-backend"), "b");
+    let decision = header(&response, "x-sluicegate-decision").to_owned();
     assert!(
         decision.contains("fallback") && decision.contains('a'),
         "decision: {decision}"
     );
     assert_eq!(
-        header(&response, "x-switchyard-fallback"),
+        header(&response, "x-sluicegate-fallback"),
         "a(upstream_status)"
     );
     let body: Value = response.json().await.unwrap();
@@ -57,7 +57,7 @@ async fn a_stream_that_fails_before_its_first_chunk_falls_back() {
     let (up, gw) = start("fx-error-500", "").await;
     let response = chat(&gw, &ask(true)).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(header(&response, "x-switchyard-route"), "b");
+    assert_eq!(header(&response, "x-sluicegate-route"), "b");
     let frames = sse_frames(response).await;
     assert_eq!(frames.text(), "Hello there!");
     assert_eq!(frames.data.last().map(String::as_str), Some("[DONE]"));
@@ -71,8 +71,8 @@ async fn a_stream_that_fails_before_its_first_chunk_falls_back() {
     let (up, gw) = start("fx-slow-first-byte", "first_byte_timeout = \"500ms\"").await;
     let response = chat(&gw, &ask(true)).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(header(&response, "x-switchyard-route"), "b");
-    let decision = header(&response, "x-switchyard-decision").to_owned();
+    assert_eq!(header(&response, "x-sluicegate-route"), "b");
+    let decision = header(&response, "x-sluicegate-decision").to_owned();
     assert!(decision.contains("timeout"), "decision: {decision}");
     assert_eq!(sse_frames(response).await.text(), "Hello there!");
     assert_eq!(models(&up.requests()), ["fx-slow-first-byte", "fx-chat-ok"]);
@@ -83,7 +83,7 @@ async fn a_stream_cut_off_after_its_first_chunk_ends_with_an_error_frame() {
     let (up, gw) = start("fx-cut-off", "").await;
     let response = chat(&gw, &ask(true)).await;
     assert_eq!(response.status(), 200, "the stream had started");
-    assert_eq!(header(&response, "x-switchyard-route"), "a");
+    assert_eq!(header(&response, "x-sluicegate-route"), "a");
     let frames = sse_frames(response).await;
     let n = frames.data.len();
     assert!(n >= 4, "{frames:?}");
@@ -114,10 +114,10 @@ async fn a_backend_whose_key_is_unset_is_skipped() {
     let (up, gw) = start("fx-chat-ok", &format!("api_key_env = \"{UNSET_VAR}\"")).await;
     let response = chat(&gw, &ask(false)).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(header(&response, "x-switchyard-route"), "b");
-    let decision = header(&response, "x-switchyard-decision").to_owned();
+    assert_eq!(header(&response, "x-sluicegate-route"), "b");
+    let decision = header(&response, "x-sluicegate-decision").to_owned();
     assert!(decision.contains("unavailable"), "decision: {decision}");
-    assert_eq!(header(&response, "x-switchyard-fallback"), "a(unavailable)");
+    assert_eq!(header(&response, "x-sluicegate-fallback"), "a(unavailable)");
     let requests = up.requests();
     assert_eq!(
         requests.len(),
@@ -132,7 +132,7 @@ async fn an_invalid_request_does_not_fall_back() {
     let (up, gw) = start("fx-error-400-context", "").await;
     let response = chat(&gw, &ask(false)).await;
     assert_eq!(response.status(), 400);
-    assert_eq!(header(&response, "x-switchyard-route"), "a");
+    assert_eq!(header(&response, "x-sluicegate-route"), "a");
     assert_eq!(models(&up.requests()), ["fx-error-400-context"]);
 }
 
@@ -148,8 +148,8 @@ async fn an_overloaded_anthropic_backend_falls_back_to_openai() {
     for stream in [false, true] {
         let response = chat(&gw, &ask(stream)).await;
         assert_eq!(response.status(), 200, "stream: {stream}");
-        assert_eq!(header(&response, "x-switchyard-route"), "fast");
-        assert_eq!(header(&response, "x-switchyard-backend"), "gpt");
+        assert_eq!(header(&response, "x-sluicegate-route"), "fast");
+        assert_eq!(header(&response, "x-sluicegate-backend"), "gpt");
     }
     let paths: Vec<String> = up.requests().iter().map(|r| r.path.clone()).collect();
     assert_eq!(
@@ -175,6 +175,6 @@ async fn when_every_route_fails_the_last_error_is_answered() {
     let response = chat(&gw, &ask(false)).await;
     assert_eq!(response.status(), 429);
     assert_eq!(header(&response, "retry-after"), "3");
-    assert_eq!(header(&response, "x-switchyard-route"), "b");
+    assert_eq!(header(&response, "x-sluicegate-route"), "b");
     assert_eq!(models(&up.requests()), ["fx-error-500", "fx-error-429"]);
 }

@@ -1,18 +1,18 @@
-//! `deploy/grafana/switchyard.json` queries only metrics the gateway really exports: every
-//! `switchyard_*` series named in a panel's expression is on `/metrics` after traffic.
+//! `deploy/grafana/sluicegate.json` queries only metrics the gateway really exports: every
+//! `sluicegate_*` series named in a panel's expression is on `/metrics` after traffic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
-use switchyard_tests::policy::{openai_backend, route, routing};
-use switchyard_tests::{chat, metrics_text, workspace_dir, FakeUpstream, Gateway};
+use sluicegate_tests::policy::{openai_backend, route, routing};
+use sluicegate_tests::{chat, metrics_text, workspace_dir, FakeUpstream, Gateway};
 
-/// Every `switchyard_...` identifier in `expr`.
+/// Every `sluicegate_...` identifier in `expr`.
 fn metric_names(expr: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = expr;
-    while let Some(i) = rest.find("switchyard_") {
+    while let Some(i) = rest.find("sluicegate_") {
         let tail = &rest[i..];
         let end = tail
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -25,7 +25,7 @@ fn metric_names(expr: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn every_metric_the_grafana_dashboard_queries_is_exported() {
-    let path = workspace_dir().join("deploy/grafana/switchyard.json");
+    let path = workspace_dir().join("deploy/grafana/sluicegate.json");
     let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let mut wanted = BTreeSet::new();
     for panel in dashboard["panels"].as_array().unwrap() {
@@ -35,7 +35,7 @@ async fn every_metric_the_grafana_dashboard_queries_is_exported() {
             let names = metric_names(t["expr"].as_str().unwrap());
             assert!(
                 !names.is_empty(),
-                "{} queries no switchyard metric",
+                "{} queries no sluicegate metric",
                 panel["title"]
             );
             wanted.extend(names);
@@ -65,7 +65,7 @@ async fn every_metric_the_grafana_dashboard_queries_is_exported() {
     let mut text = String::new();
     for _ in 0..50 {
         text = metrics_text(&gw).await;
-        if text.contains("switchyard_fallbacks_total{") {
+        if text.contains("sluicegate_fallbacks_total{") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

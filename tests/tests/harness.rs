@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use switchyard_tests::{http_client, sse_frames, FakeUpstream, Gateway};
+use sluicegate_tests::{http_client, sse_frames, FakeUpstream, Gateway};
 
 async fn post(up: &FakeUpstream, path: &str, body: Value) -> reqwest::Response {
     http_client()

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use switchyard_tests::policy::{openai_backend, route, routing};
-use switchyard_tests::{http_client, ledger_rows, FakeUpstream, Gateway};
+use sluicegate_tests::policy::{openai_backend, route, routing};
+use sluicegate_tests::{http_client, ledger_rows, FakeUpstream, Gateway};
 
 fn body(model: &str, stream: bool) -> serde_json::Value {
     json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hello there"}]})
@@ -17,7 +17,7 @@ fn body(model: &str, stream: bool) -> serde_json::Value {
 #[tokio::test]
 async fn every_request_leaves_exactly_one_row() {
     let up = FakeUpstream::start_default().await;
-    let dir = switchyard_tests::gateway::temp_dir();
+    let dir = sluicegate_tests::gateway::temp_dir();
     let db = dir.join("ledger.sqlite");
     let mut toml = openai_backend("ok", &up.openai_url(), "fx-chat-ok", "");
     toml.push_str(&openai_backend("bad", &up.openai_url(), "fx-error-500", ""));

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchyard_tests::policy::{openai_backend, route, routing, single_openai};
-use switchyard_tests::{chat, http_client, FakeUpstream, Gateway};
+use sluicegate_tests::policy::{openai_backend, route, routing, single_openai};
+use sluicegate_tests::{chat, http_client, FakeUpstream, Gateway};
 
 async fn get(gw: &Gateway, path: &str) -> (u16, Value) {
     let response = http_client()
@@ -25,7 +25,7 @@ async fn health_readiness_and_models() {
         "keyless",
         &up.openai_url(),
         "fx-chat-ok",
-        "api_key_env = \"SWITCHYARD_E2E_UNSET_READY_KEY\"",
+        "api_key_env = \"SLUICEGATE_E2E_UNSET_READY_KEY\"",
     ));
     toml.push_str(&route("first", "one", &[]));
     toml.push_str(&route("second", "one", &[]));
@@ -43,7 +43,7 @@ async fn health_readiness_and_models() {
     assert_eq!(backends["one"]["available"], true, "{body}");
     assert_eq!(backends["keyless"]["available"], false, "{body}");
     let reason = backends["keyless"]["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("SWITCHYARD_E2E_UNSET_READY_KEY"), "{body}");
+    assert!(reason.contains("SLUICEGATE_E2E_UNSET_READY_KEY"), "{body}");
 
     let (status, body) = get(&gw, "/v1/models").await;
     assert_eq!(status, 200);
@@ -69,7 +69,7 @@ async fn readyz_is_503_when_no_backend_can_serve() {
     let toml = single_openai(
         &up.openai_url(),
         "fx-chat-ok",
-        "api_key_env = \"SWITCHYARD_E2E_UNSET_READY_KEY\"",
+        "api_key_env = \"SLUICEGATE_E2E_UNSET_READY_KEY\"",
     );
     let gw = Gateway::start(&toml, &[]).await;
     let (status, body) = get(&gw, "/readyz").await;

@@ -8,9 +8,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use switchyard_gateway::usage::Decimal;
-use switchyard_tests::policy::{openai_backend, route, routing};
-use switchyard_tests::{
+use sluicegate_gateway::usage::Decimal;
+use sluicegate_tests::policy::{openai_backend, route, routing};
+use sluicegate_tests::{
     chat, header, http_client, ledger_rows, metrics_text, workspace_dir, FakeUpstream, Gateway,
 };
 
@@ -26,7 +26,7 @@ fn gguf() -> String {
 
 /// The embedded default policy, with the model file found from this checkout.
 fn default_policy() -> String {
-    let policy = switchyard_policies::DEFAULT_POLICY;
+    let policy = sluicegate_policies::DEFAULT_POLICY;
     let relative = "gguf = \"models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf\"";
     assert!(
         policy.contains(relative),
@@ -133,9 +133,9 @@ async fn the_default_policy_answers_offline_from_the_local_model() {
     )
     .await;
     assert_eq!(response.status(), 200);
-    assert_eq!(header(&response, "x-switchyard-route"), "local");
+    assert_eq!(header(&response, "x-sluicegate-route"), "local");
     assert_eq!(
-        header(&response, "x-switchyard-fallback"),
+        header(&response, "x-sluicegate-fallback"),
         "remote(unavailable)"
     );
     let body: Value = response.json().await.unwrap();
@@ -148,7 +148,7 @@ async fn the_default_policy_answers_offline_from_the_local_model() {
     let metrics = metrics_text(&gw).await;
     let busy = metrics
         .lines()
-        .find(|l| l.starts_with("switchyard_model_busy_seconds_total{route=\"local\"}"))
+        .find(|l| l.starts_with("sluicegate_model_busy_seconds_total{route=\"local\"}"))
         .unwrap_or_else(|| panic!("no busy time on /metrics:\n{metrics}"));
     let seconds: f64 = busy.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(seconds > 0.0, "{busy}");
@@ -156,7 +156,7 @@ async fn the_default_policy_answers_offline_from_the_local_model() {
     // The ledger prices both by the box's busy time, against the remote route's prices.
     gw.sigterm();
     assert!(gw.wait().await.success(), "{}", gw.stderr());
-    let db = gw.dir().join("switchyard-ledger.sqlite");
+    let db = gw.dir().join("sluicegate-ledger.sqlite");
     let rows = ledger_rows(&db).await;
     assert_eq!(rows.len(), 2, "{rows:#?}");
     for row in &rows {
@@ -166,7 +166,7 @@ async fn the_default_policy_answers_offline_from_the_local_model() {
         let busy = row.compute_ms.expect("a local row has busy time");
         assert!(busy > 0.0 && busy <= row.latency_ms, "{row:?}");
         // cost_per_hour = 0.05 and a zero token price: cost is the busy time's share.
-        let expected = switchyard_gateway::ledger::compute_cost(
+        let expected = sluicegate_gateway::ledger::compute_cost(
             "0.05".parse().unwrap(),
             Duration::from_micros((busy * 1000.0).round() as u64),
         );
@@ -222,16 +222,16 @@ async fn a_request_over_the_local_wait_budget_spills_to_the_fallback() {
     // One answer teaches the model thread how long a slot is held.
     let warm = chat(&gw, &ask(false, 40)).await;
     assert_eq!(warm.status(), 200);
-    assert_eq!(header(&warm, "x-switchyard-route"), "local");
+    assert_eq!(header(&warm, "x-sluicegate-route"), "local");
     warm.bytes().await.unwrap();
     // A long stream holds the only slot (its first chunk has arrived).
     let long = chat(&gw, &ask(true, 1500)).await;
     assert_eq!(long.status(), 200);
-    assert_eq!(header(&long, "x-switchyard-route"), "local");
+    assert_eq!(header(&long, "x-sluicegate-route"), "local");
     let spilled = chat(&gw, &ask(false, 40)).await;
     assert_eq!(spilled.status(), 200);
-    assert_eq!(header(&spilled, "x-switchyard-route"), "remote");
-    let fallback = header(&spilled, "x-switchyard-fallback").to_owned();
+    assert_eq!(header(&spilled, "x-sluicegate-route"), "remote");
+    let fallback = header(&spilled, "x-sluicegate-fallback").to_owned();
     assert!(fallback.starts_with("local("), "{fallback}");
     let body: Value = spilled.json().await.unwrap();
     assert_eq!(body["model"], "fx-chat-ok");
@@ -240,7 +240,7 @@ async fn a_request_over_the_local_wait_budget_spills_to_the_fallback() {
     // Nothing lost: a ledger row for each, the spilled one naming the route it left.
     gw.sigterm();
     assert!(gw.wait().await.success(), "{}", gw.stderr());
-    let rows = ledger_rows(&gw.dir().join("switchyard-ledger.sqlite")).await;
+    let rows = ledger_rows(&gw.dir().join("sluicegate-ledger.sqlite")).await;
     assert_eq!(rows.len(), 3, "{rows:#?}");
     let spilled = rows
         .iter()

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{json, Value};
-use switchyard_tests::policy::{openai_backend, route, routing, single_openai};
-use switchyard_tests::{assert_openai_error, chat, chat_with, header, FakeUpstream, Gateway};
+use sluicegate_tests::policy::{openai_backend, route, routing, single_openai};
+use sluicegate_tests::{assert_openai_error, chat, chat_with, header, FakeUpstream, Gateway};
 
 const KEY: &str = "sk-test-proxy-0c1d2e3f";
 
@@ -69,9 +69,9 @@ async fn a_request_is_proxied_with_the_backend_model_and_key() {
     .await;
     assert_eq!(response.status(), 200);
     assert!(!header(&response, "x-request-id").is_empty());
-    assert_eq!(header(&response, "x-switchyard-route"), "chat");
-    assert_eq!(header(&response, "x-switchyard-backend"), "gpt");
-    let decision = header(&response, "x-switchyard-decision").to_owned();
+    assert_eq!(header(&response, "x-sluicegate-route"), "chat");
+    assert_eq!(header(&response, "x-sluicegate-backend"), "gpt");
+    let decision = header(&response, "x-sluicegate-decision").to_owned();
     assert!(decision.contains("tools-rule"), "decision: {decision}");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["object"], "chat.completion");
@@ -132,7 +132,7 @@ async fn a_client_request_id_is_echoed_back() {
     let response = chat_with(&gw, &body, &[("x-request-id", "req-from-client-123")]).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-request-id"), "req-from-client-123");
-    assert_eq!(header(&response, "x-switchyard-decision"), "rule=default");
+    assert_eq!(header(&response, "x-sluicegate-decision"), "rule=default");
 
     // Without one, the gateway makes its own, different for each request.
     let a = chat(&gw, &body).await;
@@ -180,18 +180,18 @@ async fn routes_are_chosen_by_model_header_and_default() {
         |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
 
     let r = chat(&gw, &ask("auto")).await;
-    assert_eq!(header(&r, "x-switchyard-route"), "plain");
+    assert_eq!(header(&r, "x-sluicegate-route"), "plain");
     let r = chat(&gw, &ask("tooling")).await;
-    assert_eq!(header(&r, "x-switchyard-route"), "tooling");
-    assert!(header(&r, "x-switchyard-decision").contains("requested-model"));
-    let r = chat_with(&gw, &ask("auto"), &[("x-switchyard-route", "tooling")]).await;
+    assert_eq!(header(&r, "x-sluicegate-route"), "tooling");
+    assert!(header(&r, "x-sluicegate-decision").contains("requested-model"));
+    let r = chat_with(&gw, &ask("auto"), &[("x-sluicegate-route", "tooling")]).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(header(&r, "x-switchyard-route"), "tooling");
-    assert!(header(&r, "x-switchyard-decision").contains("route-header"));
+    assert_eq!(header(&r, "x-sluicegate-route"), "tooling");
+    assert!(header(&r, "x-sluicegate-decision").contains("route-header"));
     let models: Vec<String> = up.requests().iter().map(|r| r.model().to_owned()).collect();
     assert_eq!(models, ["fx-chat-ok", "fx-tool-call", "fx-tool-call"]);
 
-    let r = chat_with(&gw, &ask("auto"), &[("x-switchyard-route", "nope")]).await;
+    let r = chat_with(&gw, &ask("auto"), &[("x-sluicegate-route", "nope")]).await;
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert_eq!(assert_openai_error(&body)["code"], "unknown_route");

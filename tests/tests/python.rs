@@ -4,8 +4,8 @@
 use std::process::Command;
 
 use serde_json::Value;
-use switchyard_tests::policy::single_openai;
-use switchyard_tests::{FakeUpstream, Gateway};
+use sluicegate_tests::policy::single_openai;
+use sluicegate_tests::{FakeUpstream, Gateway};
 
 #[tokio::test]
 async fn the_official_openai_python_client_works() {

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::json;
-use switchyard_tests::policy::single_openai;
-use switchyard_tests::{chat_with, FakeUpstream, Gateway};
+use sluicegate_tests::policy::single_openai;
+use sluicegate_tests::{chat_with, FakeUpstream, Gateway};
 
 /// The key the fake upstream's `auth-401.json` quotes.
 const KEY: &str = "sk-live-SECRET-4242abcd";

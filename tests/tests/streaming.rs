@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{json, Value};
-use switchyard_tests::policy::single_openai;
-use switchyard_tests::{chat, header, sse_frames, FakeUpstream, Gateway};
+use sluicegate_tests::policy::single_openai;
+use sluicegate_tests::{chat, header, sse_frames, FakeUpstream, Gateway};
 
 fn stream_request(include_usage: Option<bool>) -> Value {
     let mut body = json!({
@@ -34,7 +34,7 @@ async fn with_include_usage_the_client_gets_chunks_then_usage_then_done() {
         "content-type {:?}",
         header(&response, "content-type")
     );
-    assert_eq!(header(&response, "x-switchyard-route"), "main");
+    assert_eq!(header(&response, "x-sluicegate-route"), "main");
     assert!(!header(&response, "x-request-id").is_empty());
     let frames = sse_frames(response).await;
 

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use serde_json::json;
-use switchyard_tests::otlp::{OtlpReceiver, Received};
-use switchyard_tests::policy::single_openai;
-use switchyard_tests::{chat, FakeUpstream, Gateway};
+use sluicegate_tests::otlp::{OtlpReceiver, Received};
+use sluicegate_tests::policy::single_openai;
+use sluicegate_tests::{chat, FakeUpstream, Gateway};
 
 const SECRET: &str = "my account number is 12345678";
 
@@ -16,7 +16,7 @@ async fn run(content: bool) -> (Vec<Received>, Vec<(String, Option<String>, Opti
     let up = FakeUpstream::start_default().await;
     let mut toml = single_openai(&up.openai_url(), "fx-chat-ok", "");
     toml.push_str(&format!(
-        "\n[telemetry]\notlp_endpoint = \"{}\"\nservice_name = \"switchyard-e2e\"\n\
+        "\n[telemetry]\notlp_endpoint = \"{}\"\nservice_name = \"sluicegate-e2e\"\n\
          export_interval = \"100ms\"\ncapture_content = {content}\n\
          \n[ledger]\nurl = \"ledger.sqlite\"\nstore_content = {content}\n",
         receiver.url()
@@ -41,7 +41,7 @@ async fn run(content: bool) -> (Vec<Received>, Vec<(String, Option<String>, Opti
     let r = chat(&gw, &json!({"model": "auto", "messages": "nope"})).await;
     assert_eq!(r.status(), 400);
     // Not traffic: no span.
-    let r = switchyard_tests::http_client()
+    let r = sluicegate_tests::http_client()
         .get(format!("{}/healthz", gw.url()))
         .send()
         .await
@@ -86,7 +86,7 @@ async fn each_chat_request_is_one_genai_span() {
     assert!(whole.span.end_time_unix_nano > whole.span.start_time_unix_nano);
     assert_eq!(
         whole.resource_attr("service.name").as_deref(),
-        Some("switchyard-e2e")
+        Some("sluicegate-e2e")
     );
     let expect = [
         ("gen_ai.operation.name", "chat"),
@@ -99,8 +99,8 @@ async fn each_chat_request_is_one_genai_span() {
         ("gen_ai.response.finish_reasons", "[\"stop\"]"),
         ("gen_ai.request.max_tokens", "50"),
         ("gen_ai.request.temperature", "0.2"),
-        ("switchyard.route", "main"),
-        ("switchyard.requested_model", "auto"),
+        ("sluicegate.route", "main"),
+        ("sluicegate.requested_model", "auto"),
         ("http.response.status_code", "200"),
     ];
     for (key, value) in expect {
@@ -111,11 +111,11 @@ async fn each_chat_request_is_one_genai_span() {
         );
     }
     // The span and the ledger row are the same request.
-    assert_eq!(whole.attr("switchyard.request_id").unwrap(), rows[0].0);
-    assert!(whole.attr("switchyard.cost_usd").is_some());
+    assert_eq!(whole.attr("sluicegate.request_id").unwrap(), rows[0].0);
+    assert!(whole.attr("sluicegate.cost_usd").is_some());
 
     let streamed = &spans[1];
-    assert_eq!(streamed.attr("switchyard.stream").as_deref(), Some("true"));
+    assert_eq!(streamed.attr("sluicegate.stream").as_deref(), Some("true"));
     assert_eq!(
         streamed.attr("gen_ai.usage.input_tokens").as_deref(),
         Some("12")

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::{json, Value};
-use switchyard_policies::Timeouts;
+use sluicegate_policies::Timeouts;
 
 use super::*;
 use crate::wire::Content;
@@ -84,7 +84,7 @@ fn ping() -> ChatRequest {
 
 #[tokio::test]
 async fn sends_key_version_and_path_and_maps_the_reply() {
-    let var = "SWITCHYARD_TEST_ANTHROPIC_KEY_SENDS_HEADERS_6C1F";
+    let var = "SLUICEGATE_TEST_ANTHROPIC_KEY_SENDS_HEADERS_6C1F";
     std::env::set_var(var, "sk-ant-test-4242");
     let (base, log) = serve().await;
     let backend = AnthropicBackend::new(
@@ -123,7 +123,7 @@ async fn sends_key_version_and_path_and_maps_the_reply() {
 
 #[tokio::test]
 async fn streams_through_the_backend() {
-    let var = "SWITCHYARD_TEST_ANTHROPIC_KEY_STREAMS_9D2E";
+    let var = "SLUICEGATE_TEST_ANTHROPIC_KEY_STREAMS_9D2E";
     std::env::set_var(var, "sk-ant-stream-key");
     let (base, log) = serve().await;
     let backend = AnthropicBackend::new(
@@ -152,7 +152,7 @@ async fn streams_through_the_backend() {
 
 #[tokio::test]
 async fn an_unset_key_makes_the_backend_unavailable() {
-    let var = "SWITCHYARD_TEST_ANTHROPIC_KEY_NEVER_SET_31B7";
+    let var = "SLUICEGATE_TEST_ANTHROPIC_KEY_NEVER_SET_31B7";
     let backend = AnthropicBackend::new(
         "http://127.0.0.1:9",
         "claude-test",

@@ -12,7 +12,7 @@ mod wire;
 
 use async_trait::async_trait;
 use http::{HeaderName, HeaderValue};
-use switchyard_policies::Timeouts;
+use sluicegate_policies::Timeouts;
 
 use crate::backend::{BackendError, ChatBackend, ChunkStream};
 use crate::upstream::HttpUpstream;

@@ -1,5 +1,5 @@
 //! Anthropic Messages API wire types: the request we send, the response and the SSE events
-//! we read. Only the fields switchyard uses are typed; unknown fields are ignored on read.
+//! we read. Only the fields sluicegate uses are typed; unknown fields are ignored on read.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

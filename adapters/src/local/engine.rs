@@ -111,7 +111,7 @@ impl Engine {
         let counters = Arc::clone(&load);
         let path = path.to_owned();
         std::thread::Builder::new()
-            .name("switchyard-local".into())
+            .name("sluicegate-local".into())
             .spawn(move || {
                 let set = |h: Health| {
                     if let Ok(mut g) = state.lock() {

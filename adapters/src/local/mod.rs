@@ -104,13 +104,13 @@ impl LocalOptions {
 }
 
 /// Where a policy's `gguf` path is found: as given (a relative path is relative to the
-/// working directory); failing that, when `SWITCHYARD_MODELS` is set, inside that folder
-/// (`models/smollm2/x.gguf` is looked up as `$SWITCHYARD_MODELS/smollm2/x.gguf`).
+/// working directory); failing that, when `SLUICEGATE_MODELS` is set, inside that folder
+/// (`models/smollm2/x.gguf` is looked up as `$SLUICEGATE_MODELS/smollm2/x.gguf`).
 pub fn resolve_gguf(path: &std::path::Path) -> PathBuf {
     if path.is_file() || path.is_absolute() {
         return path.to_owned();
     }
-    if let Some(dir) = std::env::var_os("SWITCHYARD_MODELS") {
+    if let Some(dir) = std::env::var_os("SLUICEGATE_MODELS") {
         let rest = path.strip_prefix("models").unwrap_or(path);
         let candidate = PathBuf::from(dir).join(rest);
         if candidate.is_file() {
@@ -123,8 +123,8 @@ pub fn resolve_gguf(path: &std::path::Path) -> PathBuf {
 impl LocalOptions {
     /// The options of a policy's `kind = "local"` backend (its `gguf` path resolved with
     /// [`resolve_gguf`]).
-    pub fn from_policy(c: &switchyard_policies::LocalConfig) -> Self {
-        use switchyard_policies::{ContextOverflow as C, LocalWeights as W};
+    pub fn from_policy(c: &sluicegate_policies::LocalConfig) -> Self {
+        use sluicegate_policies::{ContextOverflow as C, LocalWeights as W};
         let mut o = LocalOptions::new(resolve_gguf(&c.gguf));
         o.model_name = c.model.clone();
         o.threads = c.threads;

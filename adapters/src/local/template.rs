@@ -5,7 +5,7 @@
 //!
 //! A conversation without a system message gets no system turn. Some templates insert a
 //! default system prompt then (SmolLM2's: "You are a helpful AI assistant named SmolLM, ..."),
-//! with which small models answer noticeably worse; switchyard leaves it out, as llama.cpp's
+//! with which small models answer noticeably worse; sluicegate leaves it out, as llama.cpp's
 //! built-in ChatML formatting does. It renders the conversation behind a marker system message
 //! and cuts that turn off again (keeping a leading BOS), so the template still does all the
 //! formatting; a template that does not render turn by turn is used as written instead. A
@@ -97,7 +97,7 @@ impl ChatTemplate {
             return self.render_list(&list, true, tools);
         }
         // No system message: keep the template from inserting a default one.
-        const MARK: &str = "\u{1}switchyard-system-turn\u{1}";
+        const MARK: &str = "\u{1}sluicegate-system-turn\u{1}";
         let marked: Vec<TemplateMessage> = std::iter::once(TemplateMessage::system(MARK))
             .chain(list.iter().cloned())
             .collect();

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-/// `$SWITCHYARD_MODELS` (default: the repository's `models/`) `/smollm2/...Q4_1.gguf`;
+/// `$SLUICEGATE_MODELS` (default: the repository's `models/`) `/smollm2/...Q4_1.gguf`;
 /// panics with the fetch command when it is missing.
 pub fn gguf() -> PathBuf {
-    let models = std::env::var_os("SWITCHYARD_MODELS")
+    let models = std::env::var_os("SLUICEGATE_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"));
     let path = models.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");

@@ -1,10 +1,10 @@
 //! Classification and local generation on the same box: each alone, then both at once.
 //!
-//!     cargo run --release -p switchyard-bench --bin colocated
+//!     cargo run --release -p sluicegate-bench --bin colocated
 //!
 //! Prints the encoder's single-request latency (p50/p99 at ~22 and ~212 tokens) and the local
 //! model's single-stream decode speed, first each alone, then while the other runs flat out,
-//! with the ratio. Thread budgets: `SWITCHYARD_CLASSIFIER_THREADS` (encoder, default 2) and
+//! with the ratio. Thread budgets: `SLUICEGATE_CLASSIFIER_THREADS` (encoder, default 2) and
 //! `LOCAL_THREADS` (local model, default 2). Not a test: it prints numbers and asserts nothing.
 
 use std::path::PathBuf;
@@ -14,17 +14,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
-use switchyard_adapters::local::{LocalBackend, LocalOptions};
-use switchyard_adapters::wire::ChatRequest;
-use switchyard_adapters::ChatBackend;
-use switchyard_router::classifier::metrics::percentile;
-use switchyard_router::classifier::{Encoder, ServiceOptions};
+use sluicegate_adapters::local::{LocalBackend, LocalOptions};
+use sluicegate_adapters::wire::ChatRequest;
+use sluicegate_adapters::ChatBackend;
+use sluicegate_router::classifier::metrics::percentile;
+use sluicegate_router::classifier::{Encoder, ServiceOptions};
 
 const LONG: &str = "The quarterly report shows revenue grew while costs in the logistics division \
     rose faster than expected, and the board asks whether to renegotiate supplier contracts. ";
 
 fn models() -> PathBuf {
-    std::env::var_os("SWITCHYARD_MODELS")
+    std::env::var_os("SLUICEGATE_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"))
 }

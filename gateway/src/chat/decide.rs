@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use axum::response::{IntoResponse, Response};
 use futures::future::{Either, Ready};
-use switchyard_router::{estimate_tokens, DecideError, Engine, RequestFacts, Signals};
+use sluicegate_router::{estimate_tokens, DecideError, Engine, RequestFacts, Signals};
 use tower::{Layer, Service};
 
 use super::ChatCall;
@@ -14,14 +14,14 @@ use crate::error::ApiError;
 
 /// Decides the route of each call with the policy's [`Engine`].
 ///
-/// The inner service finds a [`switchyard_router::Decision`] in `call.extensions`; a request
+/// The inner service finds a [`sluicegate_router::Decision`] in `call.extensions`; a request
 /// the policy cannot place (an unknown model) is answered here with 404.
 ///
 /// ```
 /// # use std::sync::Arc;
-/// # let policy = switchyard_policies::parse(switchyard_policies::DEFAULT_POLICY).unwrap();
-/// let engine = Arc::new(switchyard_router::Engine::new(&policy));
-/// let layer = switchyard_gateway::chat::DecideLayer::new(engine);
+/// # let policy = sluicegate_policies::parse(sluicegate_policies::DEFAULT_POLICY).unwrap();
+/// let engine = Arc::new(sluicegate_router::Engine::new(&policy));
+/// let layer = sluicegate_gateway::chat::DecideLayer::new(engine);
 /// # let _ = layer;
 /// ```
 #[derive(Debug, Clone)]

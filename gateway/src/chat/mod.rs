@@ -8,7 +8,7 @@ mod stream;
 use std::time::Instant;
 
 use http::{Extensions, HeaderMap};
-use switchyard_adapters::wire::ChatRequest;
+use sluicegate_adapters::wire::ChatRequest;
 
 pub use decide::{Decide, DecideLayer};
 pub use dispatch::Dispatch;
@@ -26,10 +26,10 @@ pub struct ChatCall {
 
 /// Response headers that say how a request was routed.
 pub mod headers {
-    pub const ROUTE: &str = "x-switchyard-route";
-    pub const BACKEND: &str = "x-switchyard-backend";
-    pub const DECISION: &str = "x-switchyard-decision";
+    pub const ROUTE: &str = "x-sluicegate-route";
+    pub const BACKEND: &str = "x-sluicegate-backend";
+    pub const DECISION: &str = "x-sluicegate-decision";
     /// Present when the answering route is a fallback: the routes that failed first, with
     /// why, e.g. `remote(unavailable)`.
-    pub const FALLBACK: &str = "x-switchyard-fallback";
+    pub const FALLBACK: &str = "x-sluicegate-fallback";
 }

@@ -6,10 +6,10 @@ use std::convert::Infallible;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream, StreamExt};
-use switchyard_adapters::wire::ChatCompletionChunk;
-use switchyard_adapters::ChunkStream;
+use sluicegate_adapters::wire::ChatCompletionChunk;
+use sluicegate_adapters::ChunkStream;
 
-use switchyard_router::estimate_tokens;
+use sluicegate_router::estimate_tokens;
 
 use crate::error::ApiError;
 use crate::ledger::OutcomeHandle;
@@ -173,8 +173,8 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_adapters::wire::{ChunkChoice, Delta, Usage};
-    use switchyard_adapters::BackendError;
+    use sluicegate_adapters::wire::{ChunkChoice, Delta, Usage};
+    use sluicegate_adapters::BackendError;
 
     fn chunk(text: &str) -> ChatCompletionChunk {
         let mut c = ChatCompletionChunk::new("c1", "m", 1);

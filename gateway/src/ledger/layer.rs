@@ -24,10 +24,10 @@ use crate::telemetry::{Finished, Telemetry};
 /// the status and latency and sends the row to the [`Ledger`] when the body is done.
 ///
 /// ```
-/// # async fn demo(ledger: switchyard_gateway::ledger::Ledger) {
+/// # async fn demo(ledger: sluicegate_gateway::ledger::Ledger) {
 /// let app = axum::Router::<()>::new()
 ///     .route("/", axum::routing::get(|| async { "hi" }))
-///     .layer(switchyard_gateway::ledger::LedgerLayer::new(ledger));
+///     .layer(sluicegate_gateway::ledger::LedgerLayer::new(ledger));
 /// # let _ = app;
 /// # }
 /// ```

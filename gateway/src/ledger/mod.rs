@@ -18,7 +18,7 @@ use std::time::Duration;
 use http::HeaderMap;
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
-use switchyard_policies::{BackendKind, Policy, Price};
+use sluicegate_policies::{BackendKind, Policy, Price};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;

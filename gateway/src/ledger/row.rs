@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use rust_decimal::Decimal;
-use switchyard_policies::Price;
+use sluicegate_policies::Price;
 
 use super::outcome::Outcome;
 

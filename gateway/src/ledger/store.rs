@@ -79,7 +79,7 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens an existing ledger for reading only (`switchyard report`): nothing is created
+    /// Opens an existing ledger for reading only (`sluicegate report`): nothing is created
     /// or migrated, a SQLite file is opened read-only and PostgreSQL sessions are
     /// `default_transaction_read_only`.
     pub async fn open_read_only(url: &str) -> Result<Store, sqlx::Error> {

@@ -1,4 +1,4 @@
-//! `switchyard router eval` and `switchyard router calibrate`.
+//! `sluicegate router eval` and `sluicegate router calibrate`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,17 +7,17 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use switchyard_router::classifier::metrics::{
+use sluicegate_router::classifier::metrics::{
     percentile, report, threshold_for_accuracy, threshold_for_escalation, threshold_row, Prediction,
 };
-use switchyard_router::classifier::train::Rng;
-use switchyard_router::classifier::{Encoder, ExampleScorer, ExampleStrategy, Head, Scorer};
+use sluicegate_router::classifier::train::Rng;
+use sluicegate_router::classifier::{Encoder, ExampleScorer, ExampleStrategy, Head, Scorer};
 
 use super::{embed, load_encoder, read_rows, EncoderArg, Row};
 
 #[derive(Debug, Args)]
 pub struct ScorerArgs {
-    /// A trained head (`switchyard router train`).
+    /// A trained head (`sluicegate router train`).
     #[arg(long, conflicts_with_all = ["config", "few_shot_from"])]
     pub head: Option<PathBuf>,
     /// A policy whose `[classifier]` to evaluate (its head or its class examples).
@@ -84,11 +84,11 @@ fn scorers(
         )]);
     }
     if let Some(config) = &args.config {
-        let policy = switchyard_policies::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let policy = sluicegate_policies::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
         let c = policy
             .classifier
             .context("the policy has no [classifier] table")?;
-        let scorer = switchyard_router::classifier::setup::scorer_for(&c, encoder)?;
+        let scorer = sluicegate_router::classifier::setup::scorer_for(&c, encoder)?;
         return Ok(vec![("policy".into(), scorer)]);
     }
     let Some(file) = &args.few_shot_from else {

@@ -1,8 +1,8 @@
-//! `switchyard router ...`: train, evaluate and calibrate the on-box classifier offline.
+//! `sluicegate router ...`: train, evaluate and calibrate the on-box classifier offline.
 //!
 //! Datasets are JSON lines with `text` and `label` (RouteLLM files add `mixtral_8x7b_correct`
 //! and `gpt4_1106_correct`). Embeddings are cached on disk by content and encoder fingerprint
-//! (see `switchyard_router::classifier::cache`), so only the first run pays for the encoder.
+//! (see `sluicegate_router::classifier::cache`), so only the first run pays for the encoder.
 
 mod eval;
 mod routellm;
@@ -14,10 +14,10 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
-use switchyard_router::classifier::train::{train, TrainOptions};
-use switchyard_router::classifier::{cache, Encoder, Scorer};
+use sluicegate_router::classifier::train::{train, TrainOptions};
+use sluicegate_router::classifier::{cache, Encoder, Scorer};
 
-/// `switchyard router` subcommands.
+/// `sluicegate router` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum RouterCommand {
     /// Train a head on frozen embeddings of a `{"text","label"}` JSONL file.
@@ -36,7 +36,7 @@ pub struct EncoderArg {
 }
 
 fn default_encoder() -> PathBuf {
-    std::env::var_os("SWITCHYARD_MODELS")
+    std::env::var_os("SLUICEGATE_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("models"))
         .join("minilm")
@@ -75,7 +75,7 @@ pub struct TrainArgs {
     pub dev_share: f32,
 }
 
-/// Runs a `switchyard router` command.
+/// Runs a `sluicegate router` command.
 pub fn run(command: RouterCommand) -> anyhow::Result<()> {
     match command {
         RouterCommand::Train(args) => train_command(&args),
@@ -173,7 +173,7 @@ pub fn train_head(
     labels: Vec<String>,
     fingerprint: &str,
     options: &TrainOptions,
-) -> anyhow::Result<switchyard_router::classifier::Head> {
+) -> anyhow::Result<sluicegate_router::classifier::Head> {
     let bar = ProgressBar::new(options.max_epochs as u64).with_style(
         ProgressStyle::with_template("training {prefix} {bar:30} epoch {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -225,7 +225,7 @@ fn train_command(args: &TrainArgs) -> anyhow::Result<()> {
         ..TrainOptions::default()
     };
     let mut order: Vec<usize> = (0..rows.len()).collect();
-    switchyard_router::classifier::train::Rng::new(args.seed ^ 0xD5).shuffle(&mut order);
+    sluicegate_router::classifier::train::Rng::new(args.seed ^ 0xD5).shuffle(&mut order);
     let dev_len = (rows.len() as f32 * args.dev_share.clamp(0.0, 0.9)) as usize;
     let (dev, fit) = order.split_at(dev_len);
     let pick = |idx: &[usize]| -> (Vec<Vec<f32>>, Vec<usize>) {

@@ -1,4 +1,4 @@
-//! `switchyard router eval --routellm FILE`: escalation economics on RouteLLM's data.
+//! `sluicegate router eval --routellm FILE`: escalation economics on RouteLLM's data.
 //!
 //! A head learns "the small model (Mixtral-8x7B) answers this right" on one part of the file.
 //! On the held-out part, the prompts the head trusts least go to the large model (GPT-4): for
@@ -8,8 +8,8 @@
 use std::path::Path;
 
 use anyhow::bail;
-use switchyard_router::classifier::train::{Rng, TrainOptions};
-use switchyard_router::classifier::Scorer;
+use sluicegate_router::classifier::train::{Rng, TrainOptions};
+use sluicegate_router::classifier::Scorer;
 
 use super::{embed, load_encoder, read_rows, train_head};
 

@@ -1,7 +1,7 @@
 //! The admin key that guards `/dashboard` and `/api/usage` when the policy sets
 //! `server.admin_key_env`.
 //!
-//! A request is let in by `Authorization: Bearer <key>`, or by the `switchyard_admin`
+//! A request is let in by `Authorization: Bearer <key>`, or by the `sluicegate_admin`
 //! cookie that `/dashboard?key=<key>` sets (so a browser can open the page once by URL).
 //! The cookie holds a SHA-256 of the key, never the key. Keys are compared as SHA-256
 //! digests with a constant-time equality, so timing says nothing about the key.
@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::error::ApiError;
 
 /// The cookie `/dashboard?key=` sets.
-pub const COOKIE: &str = "switchyard_admin";
+pub const COOKIE: &str = "sluicegate_admin";
 
 /// Who may read the admin endpoints.
 #[derive(Clone, PartialEq, Eq)]
@@ -78,12 +78,12 @@ impl AdminKey {
         }
     }
 
-    /// The value of the session cookie: hex SHA-256 of `"switchyard-admin:" + key`.
+    /// The value of the session cookie: hex SHA-256 of `"sluicegate-admin:" + key`.
     pub fn cookie_value(&self) -> Option<String> {
         match self {
             AdminKey::Required { digest, .. } => {
                 let mut h = Sha256::new();
-                h.update(b"switchyard-admin:");
+                h.update(b"sluicegate-admin:");
                 h.update(digest);
                 Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
             }

@@ -1,5 +1,5 @@
 //! Usage figures read back from the ledger, for `GET /api/usage`, the `/dashboard` page and
-//! `switchyard report`. One query ([`query::rows_between`]) and one aggregation
+//! `sluicegate report`. One query ([`query::rows_between`]) and one aggregation
 //! ([`aggregate::summarize`]) serve all three, so they cannot disagree.
 //!
 //! Definitions (per group and in total):
@@ -11,7 +11,7 @@
 //!   route counts its actual cost, so it claims no savings.
 //!   **savings** = counterfactual cost - cost.
 //! - **escalation share**: requests whose route is `ledger.reference_route` (the same rule as
-//!   the `switchyard_escalations` metric) divided by the requests that got a route; `null`
+//!   the `sluicegate_escalations` metric) divided by the requests that got a route; `null`
 //!   when the policy has no reference route or nothing was routed.
 //! - **p50/p95 latency and time to first token**: nearest-rank percentiles of the rows'
 //!   `latency_ms` and `ttft_ms` (each is one of the recorded values).

@@ -31,7 +31,7 @@ fn defaults_are_applied() {
     assert!(r.fallback.is_empty() && r.description.is_none());
     assert_eq!(
         p.routing.route_header.as_deref(),
-        Some("x-switchyard-route")
+        Some("x-sluicegate-route")
     );
     assert!(p.routing.honor_model);
     assert!(p.routing.rules.is_empty());
@@ -299,7 +299,7 @@ fn ledger_defaults_and_reference_route_is_checked() {
         errors.contains("ledger.reference_route: no route named \"nowhere\""),
         "{errors}"
     );
-    let src = crate::DEFAULT_POLICY.replace("url = \"switchyard-ledger.sqlite\"", "url = \"  \"");
+    let src = crate::DEFAULT_POLICY.replace("url = \"sluicegate-ledger.sqlite\"", "url = \"  \"");
     let errors = crate::parse(&src).unwrap_err().to_string();
     assert!(errors.contains("ledger.url: must not be empty"), "{errors}");
 }

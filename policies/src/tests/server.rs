@@ -10,10 +10,10 @@ fn with_server(lines: &str) -> String {
 fn admin_key_env_is_optional_and_kept() {
     let open = crate::parse(MINIMAL).unwrap();
     assert_eq!(open.server.admin_key_env, None);
-    let p = crate::parse(&with_server("admin_key_env = \"SWITCHYARD_ADMIN_KEY\"")).unwrap();
+    let p = crate::parse(&with_server("admin_key_env = \"SLUICEGATE_ADMIN_KEY\"")).unwrap();
     assert_eq!(
         p.server.admin_key_env.as_deref(),
-        Some("SWITCHYARD_ADMIN_KEY")
+        Some("SLUICEGATE_ADMIN_KEY")
     );
 }
 

@@ -1,9 +1,9 @@
 //! On-disk embedding cache, keyed by content: SHA-256 of the encoder fingerprint and every
 //! text. Used for a policy's class examples (a restart skips re-embedding them) and for the
-//! datasets `switchyard router train/eval` reads (10k texts take minutes on 2 cores).
+//! datasets `sluicegate router train/eval` reads (10k texts take minutes on 2 cores).
 //!
 //! Files are `<dir>/<key>.safetensors` with one `[n, dim]` f32 tensor. The directory is
-//! `$SWITCHYARD_CACHE` if set, else `.cache/` inside the encoder directory (the models folder
+//! `$SLUICEGATE_CACHE` if set, else `.cache/` inside the encoder directory (the models folder
 //! is git-ignored and already per-encoder). Every cache error is ignored: the cache only saves
 //! time.
 
@@ -16,7 +16,7 @@ const TENSOR: &str = "embeddings";
 
 /// The cache directory for an encoder directory.
 pub fn dir_for(encoder_dir: &Path) -> PathBuf {
-    std::env::var_os("SWITCHYARD_CACHE")
+    std::env::var_os("SLUICEGATE_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| encoder_dir.join(".cache"))
 }

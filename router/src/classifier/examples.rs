@@ -1,6 +1,6 @@
 //! Classes declared by example utterances: classify by similarity, no training.
 //!
-//! Two strategies, measured on banking77 (see `switchyard router eval --examples-per-class`):
+//! Two strategies, measured on banking77 (see `sluicegate router eval --examples-per-class`):
 //! the centroid of a class's example embeddings, or the mean similarity of the `k` nearest
 //! examples of each class. Similarities become probabilities by a softmax with a temperature,
 //! over the classes *and* a "none of them" option whose similarity is a fixed floor: a request

@@ -6,8 +6,8 @@
 //! refused when loaded beside a different encoder.
 //!
 //! A head may be an ensemble of several such networks (members) whose class probabilities are
-//! averaged. A one-member head is written exactly as above (format `switchyard-head/1`); an
-//! ensemble names its tensors `member{k}.layer{i}.*` and is marked `switchyard-head/2`, so an
+//! averaged. A one-member head is written exactly as above (format `sluicegate-head/1`); an
+//! ensemble names its tensors `member{k}.layer{i}.*` and is marked `sluicegate-head/2`, so an
 //! older reader refuses it instead of misreading it. Both formats load.
 
 use std::collections::HashMap;
@@ -23,8 +23,8 @@ pub use dense::Dense;
 const META_LABELS: &str = "labels";
 const META_ENCODER: &str = "encoder";
 const META_FORMAT: &str = "format";
-const FORMAT: &str = "switchyard-head/1";
-const FORMAT_ENSEMBLE: &str = "switchyard-head/2";
+const FORMAT: &str = "sluicegate-head/1";
+const FORMAT_ENSEMBLE: &str = "sluicegate-head/2";
 
 /// One network of a head: dense layers with ReLU between them.
 pub type Member = Vec<Dense>;
@@ -80,7 +80,7 @@ impl Head {
                 path,
                 format!(
                     "trained on encoder {} but the configured encoder is {fingerprint}; \
-                     retrain it with `switchyard router train`",
+                     retrain it with `sluicegate router train`",
                     head.encoder
                 ),
             ));
@@ -97,7 +97,7 @@ impl Head {
         let ensemble = match info.get(META_FORMAT).map(String::as_str) {
             Some(FORMAT) => false,
             Some(FORMAT_ENSEMBLE) => true,
-            _ => return Err(bad(path, "not a switchyard head (format metadata missing)")),
+            _ => return Err(bad(path, "not a sluicegate head (format metadata missing)")),
         };
         let labels: Vec<String> = info
             .get(META_LABELS)
@@ -271,7 +271,7 @@ mod tests {
             tensors.push((format!("layer{i}.bias"), b));
         }
         let info = HashMap::from([
-            ("format".to_owned(), "switchyard-head/1".to_owned()),
+            ("format".to_owned(), "sluicegate-head/1".to_owned()),
             ("labels".to_owned(), r#"["a","b","c"]"#.to_owned()),
             ("encoder".to_owned(), "fp".to_owned()),
         ]);
@@ -287,7 +287,7 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
         let info = meta.metadata().clone().unwrap();
-        assert_eq!(info["format"], "switchyard-head/1");
+        assert_eq!(info["format"], "sluicegate-head/1");
         assert!(meta.tensors().contains_key("layer0.weight"));
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
@@ -335,7 +335,7 @@ mod tests {
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
         assert_eq!(
             meta.metadata().clone().unwrap()["format"],
-            "switchyard-head/2"
+            "sluicegate-head/2"
         );
         // A reader that knows only the first format finds no `layer0.weight` in it.
         assert!(!meta.tensors().contains_key("layer0.weight"));

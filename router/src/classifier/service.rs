@@ -8,7 +8,7 @@
 //!
 //! Thread budget: candle's matmuls (gemm) run on the *current* rayon pool, so the worker runs
 //! every forward pass inside a dedicated rayon pool of `threads` threads (default
-//! `min(2, available cores)`, `SWITCHYARD_CLASSIFIER_THREADS` overrides). That keeps the encoder
+//! `min(2, available cores)`, `SLUICEGATE_CLASSIFIER_THREADS` overrides). That keeps the encoder
 //! off the async runtime and off any other rayon user (the local model) and caps its cores.
 
 use std::path::PathBuf;
@@ -49,7 +49,7 @@ pub struct ServiceOptions {
 impl Default for ServiceOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let threads = std::env::var("SWITCHYARD_CLASSIFIER_THREADS")
+        let threads = std::env::var("SLUICEGATE_CLASSIFIER_THREADS")
             .ok()
             .and_then(|v| v.parse().ok())
             .filter(|n| *n > 0)
@@ -93,7 +93,7 @@ impl EncoderHandle {
         let slot = scorer.clone();
         let timeout = options.timeout;
         let spawned = std::thread::Builder::new()
-            .name("switchyard-encoder".into())
+            .name("sluicegate-encoder".into())
             .spawn(move || {
                 let reason = match init(&dir, &options, setup, &slot) {
                     Ok((encoder, pool)) => {
@@ -145,7 +145,7 @@ fn init(
 ) -> Result<(Encoder, rayon::ThreadPool), ClassifyError> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.threads.max(1))
-        .thread_name(|i| format!("switchyard-encoder-{i}"))
+        .thread_name(|i| format!("sluicegate-encoder-{i}"))
         .build()
         .map_err(|e| ClassifyError::Model(e.to_string()))?;
     let encoder = Encoder::load(dir)?;

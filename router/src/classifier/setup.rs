@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use switchyard_policies::{ClassifierConfig, ExampleMatch};
+use sluicegate_policies::{ClassifierConfig, ExampleMatch};
 
 use super::service::{EncoderHandle, ServiceOptions, Setup};
 use super::{cache, ClassifyError, Encoder, ExampleScorer, ExampleStrategy, Head, Scorer};

@@ -1,4 +1,4 @@
-// switchyard dashboard: reads /api/usage and draws the totals, the route table and one SVG
+// sluicegate dashboard: reads /api/usage and draws the totals, the route table and one SVG
 // line chart per figure. No library, no other origin: the gateway serves this file.
 'use strict';
 

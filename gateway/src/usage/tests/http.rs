@@ -90,7 +90,7 @@ async fn the_admin_key_is_required_when_configured() {
         ("/api/usage?window=1h", vec![("authorization", "s3cret")]),
         (
             "/api/usage?window=1h",
-            vec![("cookie", "switchyard_admin=s3cret")],
+            vec![("cookie", "sluicegate_admin=s3cret")],
         ),
         ("/dashboard", vec![]),
         ("/dashboard/app.js", vec![]),
@@ -150,7 +150,7 @@ async fn the_dashboard_trades_a_key_in_the_url_for_a_cookie() {
 #[tokio::test]
 async fn an_unset_key_variable_closes_the_endpoints() {
     let store = sqlite_with(&rows()).await;
-    let key = AdminKey::from_env(Some("SWITCHYARD_TEST_ADMIN_KEY_THAT_IS_NEVER_SET"));
+    let key = AdminKey::from_env(Some("SLUICEGATE_TEST_ADMIN_KEY_THAT_IS_NEVER_SET"));
     assert!(matches!(key, AdminKey::Missing { .. }));
     let app = router(Some(store), key, None);
     for headers in [vec![], vec![("authorization", "Bearer ")]] {
@@ -177,7 +177,7 @@ async fn read_only_and_ledger_disabled_answers() {
 
 #[tokio::test]
 async fn probes_scrapes_and_usage_write_no_ledger_row() {
-    let policy = switchyard_policies::parse(
+    let policy = sluicegate_policies::parse(
         "[backends.b]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n\
          [routes.r]\nbackend = \"b\"\n[policy]\ndefault = \"r\"\n",
     )
@@ -212,7 +212,7 @@ async fn probes_scrapes_and_usage_write_no_ledger_row() {
 /// the ledger: a row recorded by a response still in flight when `close` began is written.
 #[tokio::test]
 async fn closing_the_writer_keeps_a_row_recorded_while_it_waits() {
-    let policy = switchyard_policies::parse(
+    let policy = sluicegate_policies::parse(
         "[backends.b]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n\
          [routes.r]\nbackend = \"b\"\n[policy]\ndefault = \"r\"\n",
     )

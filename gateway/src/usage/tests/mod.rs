@@ -81,7 +81,7 @@ pub fn rows() -> Vec<LedgerRow> {
 pub async fn sqlite_with(rows: &[LedgerRow]) -> Store {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "switchyard-usage-{}-{}",
+        "sluicegate-usage-{}-{}",
         std::process::id(),
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
