@@ -1,15 +1,10 @@
-//! OpenAI wire types and the backends sluicegate forwards to.
-//!
-//! Every backend implements [`ChatBackend`] and answers in OpenAI's format, whatever it
-//! speaks upstream: [`openai`] for any OpenAI-compatible API, [`anthropic`] for the
-//! Messages API.
+//! The HTTP backends sluicegate forwards to, each a [`ChatBackend`](sluicegate_wire::ChatBackend)
+//! answering in OpenAI's format whatever it speaks upstream: [`openai`] for any
+//! OpenAI-compatible API, [`anthropic`] for the Messages API; `upstream` holds the shared
+//! plumbing (one client per backend, three deadlines, error mapping, SSE).
 
 pub mod anthropic;
-mod backend;
-pub mod local;
 pub mod openai;
 mod upstream;
-pub mod wire;
 
-pub use backend::{BackendError, ChatBackend, ChunkStream, TimeoutPhase};
 pub use upstream::ApiKey;

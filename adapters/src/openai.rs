@@ -5,9 +5,9 @@ use futures::StreamExt;
 use http::{header, HeaderName, HeaderValue};
 use sluicegate_policies::Timeouts;
 
-use crate::backend::{BackendError, ChatBackend, ChunkStream};
 use crate::upstream::HttpUpstream;
-use crate::wire::{ChatCompletion, ChatCompletionChunk, ChatRequest, StreamOptions};
+use sluicegate_wire::{BackendError, ChatBackend, ChunkStream};
+use sluicegate_wire::{ChatCompletion, ChatCompletionChunk, ChatRequest, StreamOptions};
 
 /// An OpenAI-compatible upstream at `base_url` (e.g. `https://api.openai.com/v1`).
 #[derive(Debug)]

@@ -10,7 +10,7 @@ use http::{HeaderName, HeaderValue};
 use sluicegate_policies::Timeouts;
 use tokio::time::{timeout_at, Instant};
 
-use crate::backend::{BackendError, TimeoutPhase};
+use sluicegate_wire::{BackendError, TimeoutPhase};
 
 /// An API key read from the environment. Never printed.
 #[derive(Clone)]

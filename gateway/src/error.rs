@@ -3,8 +3,8 @@
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::{header, HeaderValue, StatusCode};
-use sluicegate_adapters::wire::{ErrorBody, ErrorDetail};
-use sluicegate_adapters::BackendError;
+use sluicegate_wire::BackendError;
+use sluicegate_wire::{ErrorBody, ErrorDetail};
 
 /// An error answered to the client as `{"error":{"message","type","param","code"}}`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -234,8 +234,8 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluicegate_wire::TimeoutPhase;
     use std::time::Duration;
-    use sluicegate_adapters::TimeoutPhase;
 
     fn upstream(status: u16, retry_after: Option<&str>) -> ApiError {
         ApiError::Backend(BackendError::Upstream {

@@ -1,7 +1,7 @@
 //! The chat request extractor: body limit and JSON errors answered in OpenAI's shape.
 
 use axum::extract::{FromRequest, Request};
-use sluicegate_adapters::wire::ChatRequest;
+use sluicegate_wire::ChatRequest;
 
 use crate::error::ApiError;
 

@@ -37,7 +37,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use http::{header, HeaderMap, HeaderName, Method, StatusCode, Uri};
 use serde_json::json;
-use sluicegate_adapters::wire::{unix_now, ModelList, ModelObject};
+use sluicegate_wire::{unix_now, ModelList, ModelObject};
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -256,7 +256,7 @@ async fn readyz(State(ctx): State<Ctx>) -> Response {
     // A loading classifier is worth waiting for (seconds); a failed one is reported but does
     // not take the gateway out of service: its requests use `on_classifier_error`.
     if let Some(classifier) = &ctx.state.classifier {
-        use sluicegate_router::classifier::Health;
+        use sluicegate_wire::Health;
         body["classifier"] = match classifier.health() {
             Health::Loading => {
                 ready = false;

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sluicegate_adapters::anthropic::AnthropicBackend;
-use sluicegate_adapters::local::{LocalBackend, LocalOptions};
 use sluicegate_adapters::openai::OpenAiBackend;
-use sluicegate_adapters::{BackendError, ChatBackend};
+use sluicegate_local::{LocalBackend, LocalOptions};
 use sluicegate_policies::{BackendConfig, BackendKind, Policy, RouteConfig};
 use sluicegate_router::Engine;
+use sluicegate_wire::{BackendError, ChatBackend};
 
 use crate::metrics::Metrics;
 

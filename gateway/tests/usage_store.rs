@@ -7,9 +7,9 @@ use std::str::FromStr;
 use std::time::SystemTime;
 
 use rust_decimal::Decimal;
-use sqlx::postgres::PgPoolOptions;
 use sluicegate_gateway::ledger::{LedgerRow, Store};
 use sluicegate_gateway::usage::{load, summarize, Dimension, UsageRow};
+use sqlx::postgres::PgPoolOptions;
 
 const FROM: i64 = 1_700_000_000_000;
 

@@ -8,15 +8,14 @@
 mod request;
 mod response;
 mod stream;
-mod wire;
 
 use async_trait::async_trait;
 use http::{HeaderName, HeaderValue};
 use sluicegate_policies::Timeouts;
 
-use crate::backend::{BackendError, ChatBackend, ChunkStream};
 use crate::upstream::HttpUpstream;
-use crate::wire::{ChatCompletion, ChatRequest};
+use sluicegate_wire::{BackendError, ChatBackend, ChunkStream};
+use sluicegate_wire::{ChatCompletion, ChatRequest};
 
 /// The `anthropic-version` this adapter is written against.
 pub const DEFAULT_VERSION: &str = "2023-06-01";
@@ -90,7 +89,8 @@ impl ChatBackend for AnthropicBackend {
             .http
             .post_json(&self.url, &self.headers()?, &body)
             .await?;
-        let response: wire::MessagesResponse = self.http.read_json(response, deadlines).await?;
+        let response: sluicegate_wire::anthropic::MessagesResponse =
+            self.http.read_json(response, deadlines).await?;
         Ok(response::to_chat_completion(response))
     }
 
@@ -108,5 +108,4 @@ impl ChatBackend for AnthropicBackend {
 }
 
 #[cfg(test)]
-#[path = "backend_tests.rs"]
 mod tests;

@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
-use super::wire::{finish_reason, MessagesResponse, MessagesUsage, ResponseBlock};
-use crate::wire::{
+use sluicegate_wire::anthropic::{finish_reason, MessagesResponse, MessagesUsage, ResponseBlock};
+use sluicegate_wire::{
     unix_now, ChatCompletion, Choice, Content, Extra, FunctionCall, Message, Role, ToolCall, Usage,
 };
 

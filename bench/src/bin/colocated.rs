@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
-use sluicegate_adapters::local::{LocalBackend, LocalOptions};
-use sluicegate_adapters::wire::ChatRequest;
-use sluicegate_adapters::ChatBackend;
+use sluicegate_encoder::{Encoder, ServiceOptions};
+use sluicegate_local::{LocalBackend, LocalOptions};
 use sluicegate_router::classifier::metrics::percentile;
-use sluicegate_router::classifier::{Encoder, ServiceOptions};
+use sluicegate_wire::ChatBackend;
+use sluicegate_wire::ChatRequest;
 
 const LONG: &str = "The quarterly report shows revenue grew while costs in the logistics division \
     rose faster than expected, and the board asks whether to renegotiate supplier contracts. ";

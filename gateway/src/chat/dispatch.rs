@@ -9,9 +9,9 @@ use axum::Json;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use sluicegate_adapters::wire::{ChatCompletion, ChatCompletionChunk, Usage};
-use sluicegate_adapters::{BackendError, ChunkStream};
 use sluicegate_router::{estimate_tokens, Decision};
+use sluicegate_wire::{BackendError, ChunkStream};
+use sluicegate_wire::{ChatCompletion, ChatCompletionChunk, Usage};
 use tower::Service;
 
 use super::{headers, stream, ChatCall};

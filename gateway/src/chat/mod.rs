@@ -8,7 +8,7 @@ mod stream;
 use std::time::Instant;
 
 use http::{Extensions, HeaderMap};
-use sluicegate_adapters::wire::ChatRequest;
+use sluicegate_wire::ChatRequest;
 
 pub use decide::{Decide, DecideLayer};
 pub use dispatch::Dispatch;

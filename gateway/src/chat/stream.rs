@@ -6,8 +6,8 @@ use std::convert::Infallible;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream, StreamExt};
-use sluicegate_adapters::wire::ChatCompletionChunk;
-use sluicegate_adapters::ChunkStream;
+use sluicegate_wire::ChatCompletionChunk;
+use sluicegate_wire::ChunkStream;
 
 use sluicegate_router::estimate_tokens;
 
@@ -173,8 +173,8 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluicegate_adapters::wire::{ChunkChoice, Delta, Usage};
-    use sluicegate_adapters::BackendError;
+    use sluicegate_wire::BackendError;
+    use sluicegate_wire::{ChunkChoice, Delta, Usage};
 
     fn chunk(text: &str) -> ChatCompletionChunk {
         let mut c = ChatCompletionChunk::new("c1", "m", 1);

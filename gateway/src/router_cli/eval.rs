@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use sluicegate_encoder::Encoder;
 use sluicegate_router::classifier::metrics::{
     percentile, report, threshold_for_accuracy, threshold_for_escalation, threshold_row, Prediction,
 };
 use sluicegate_router::classifier::train::Rng;
-use sluicegate_router::classifier::{Encoder, ExampleScorer, ExampleStrategy, Head, Scorer};
+use sluicegate_router::classifier::{ExampleScorer, ExampleStrategy, Head, Scorer};
 
 use super::{embed, load_encoder, read_rows, EncoderArg, Row};
 

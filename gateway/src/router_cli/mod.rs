@@ -2,7 +2,7 @@
 //!
 //! Datasets are JSON lines with `text` and `label` (RouteLLM files add `mixtral_8x7b_correct`
 //! and `gpt4_1106_correct`). Embeddings are cached on disk by content and encoder fingerprint
-//! (see `sluicegate_router::classifier::cache`), so only the first run pays for the encoder.
+//! (see `sluicegate_encoder::cache`), so only the first run pays for the encoder.
 
 mod eval;
 mod routellm;
@@ -14,8 +14,9 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
+use sluicegate_encoder::{cache, Encoder};
 use sluicegate_router::classifier::train::{train, TrainOptions};
-use sluicegate_router::classifier::{cache, Encoder, Scorer};
+use sluicegate_router::classifier::Scorer;
 
 /// `sluicegate router` subcommands.
 #[derive(Debug, Subcommand)]

@@ -17,8 +17,7 @@ use candle_core::{Device, Tensor};
 
 use super::{ClassifyError, Scorer};
 
-mod dense;
-pub use dense::Dense;
+pub use sluicegate_encoder::Dense;
 
 const META_LABELS: &str = "labels";
 const META_ENCODER: &str = "encoder";

@@ -1,126 +1,17 @@
-//! The on-box classifier: a sentence encoder (all-MiniLM-L6-v2 on candle) plus a light scorer
-//! (similarity to a policy's class examples, or a trained head).
+//! The classifier's scorers: what turns an embedding from `sluicegate-encoder` into a class.
 //!
-//! - [`encoder`]: the model itself (tokenise, BERT, mean-pool, L2-normalise), run by
-//!   [`fused`]'s packed forward pass; [`reference`] is candle's `BertModel`, the oracle.
-//! - [`service`]: one OS thread owns the model; requests arrive over a bounded channel and are
-//!   batched dynamically. [`EncoderHandle`] implements [`Classifier`].
 //! - [`examples`]: classes declared by example utterances (no training).
 //! - [`head`]: a trained softmax/MLP head stored as safetensors, tied to its encoder.
+//! - [`train`]: training and calibrating heads on labelled JSONL.
+//! - [`metrics`]: evaluation arithmetic (accuracy, F1, thresholds, percentiles).
+//! - [`setup`]: the scorer a policy's `[classifier]` asks for, and the encoder service for it.
 
-pub mod cache;
-pub mod encoder;
 pub mod examples;
-pub mod fused;
 pub mod head;
-mod kernels;
-pub mod matmul;
 pub mod metrics;
-pub mod reference;
-pub mod service;
 pub mod setup;
 pub mod train;
 
-use std::fmt::Debug;
-
-use async_trait::async_trait;
-use serde::Serialize;
-
-pub use encoder::{cosine, Encoder};
 pub use examples::{ExampleScorer, ExampleStrategy};
 pub use head::Head;
-pub use service::{EncoderHandle, Health, ServiceOptions};
-
-/// Why no classification was produced. The gateway then uses `on_classifier_error`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ClassifyError {
-    #[error("classifier is still loading")]
-    Loading,
-    #[error("classifier failed: {0}")]
-    Failed(String),
-    #[error("classifier overloaded: request queue is full")]
-    Overloaded,
-    #[error("classifier timed out after {0} ms")]
-    Timeout(u64),
-    #[error("classifier stopped")]
-    Closed,
-    #[error("model error: {0}")]
-    Model(String),
-}
-
-impl ClassifyError {
-    /// A short stable name for logs and headers.
-    pub fn kind_name(&self) -> &'static str {
-        match self {
-            Self::Loading => "loading",
-            Self::Failed(_) => "failed",
-            Self::Overloaded => "overloaded",
-            Self::Timeout(_) => "timeout",
-            Self::Closed => "closed",
-            Self::Model(_) => "model",
-        }
-    }
-}
-
-/// A classifier verdict with what it cost.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Verdict {
-    pub class: String,
-    /// Probability of `class`, in `0.0..=1.0`.
-    pub confidence: f32,
-    /// The three most likely classes, best first.
-    pub top: Vec<(String, f32)>,
-    /// Wall time of the classification (queueing included).
-    pub millis: f64,
-}
-
-/// Maps an embedding to class probabilities. Cheap; runs on the caller's thread.
-pub trait Scorer: Send + Sync + Debug {
-    /// The class names, in the scorer's order.
-    fn labels(&self) -> &[String];
-    /// One probability per label (same order), summing to at most 1 (a scorer may keep a
-    /// share for "none of these").
-    fn probabilities(&self, embedding: &[f32]) -> Vec<f32>;
-
-    /// The verdict for one embedding (without timing).
-    fn verdict(&self, embedding: &[f32]) -> Option<Verdict> {
-        let probs = self.probabilities(embedding);
-        let mut ranked: Vec<(String, f32)> = self
-            .labels()
-            .iter()
-            .cloned()
-            .zip(probs.iter().copied())
-            .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-        ranked.truncate(3);
-        let (class, confidence) = ranked.first().cloned()?;
-        Some(Verdict {
-            class,
-            confidence,
-            top: ranked,
-            millis: 0.0,
-        })
-    }
-}
-
-/// What the gateway holds: classify a text, embed texts, report health. Object safe.
-#[async_trait]
-pub trait Classifier: Send + Sync + Debug {
-    /// Unit-length embeddings of `texts`, in order.
-    async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ClassifyError>;
-    /// The verdict for one text.
-    async fn classify(&self, text: String) -> Result<Verdict, ClassifyError>;
-    /// Current health.
-    fn health(&self) -> Health;
-}
-
-/// Numerically stable softmax of `scores / temperature`.
-pub fn softmax(scores: &[f32], temperature: f32) -> Vec<f32> {
-    let t = if temperature > 0.0 { temperature } else { 1.0 };
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = scores.iter().map(|s| ((s - max) / t).exp()).collect();
-    let sum: f32 = exps.iter().sum();
-    exps.iter()
-        .map(|e| e / sum.max(f32::MIN_POSITIVE))
-        .collect()
-}
+pub use sluicegate_encoder::{cosine, softmax, Classifier, ClassifyError, Scorer, Verdict};

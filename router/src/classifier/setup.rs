@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use sluicegate_policies::{ClassifierConfig, ExampleMatch};
 
-use super::service::{EncoderHandle, ServiceOptions, Setup};
-use super::{cache, ClassifyError, Encoder, ExampleScorer, ExampleStrategy, Head, Scorer};
+use sluicegate_encoder::{cache, Encoder, EncoderHandle, ServiceOptions, Setup};
+
+use super::{ClassifyError, ExampleScorer, ExampleStrategy, Head, Scorer};
 
 /// The scorer for `config`, using the loaded `encoder` to embed class examples.
 pub fn scorer_for(

@@ -1,0 +1,158 @@
+//! `ClassifyLayer`: runs the on-box classifier on each chat call, before the rule engine.
+//!
+//! The verdict (class, confidence, top-3, milliseconds) goes into the call's extensions as a
+//! [`Verdict`] and into [`Signals`] (which `DecideLayer` hands to the engine), is logged, and
+//! is appended to `x-sluicegate-decision` as `; class=NAME(0.87)`. When the classifier cannot
+//! answer (loading, failed, overloaded, timed out) the error kind goes into
+//! `Signals::classifier_error`, the engine picks `on_classifier_error`, the header says
+//! `; class=error(overloaded)`, and the request still goes on.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::response::Response;
+use futures::future::BoxFuture;
+use http::HeaderValue;
+use sluicegate_policies::ClassifierInput;
+use sluicegate_router::classifier::{Classifier, Verdict};
+use sluicegate_router::{Classification, Signals};
+use sluicegate_wire::{ChatRequest, Role};
+use tower::{Layer, Service};
+
+use crate::chat::{headers, ChatCall};
+
+/// Classifies each call with `classifier` (none: calls pass through untouched).
+///
+/// ```
+/// # use std::sync::Arc;
+/// use sluicegate_gateway::classify::ClassifyLayer;
+/// use sluicegate_policies::ClassifierInput;
+/// // Without a configured classifier the layer is a pass-through.
+/// let layer = ClassifyLayer::new(None, ClassifierInput::default());
+/// # let _ = layer;
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClassifyLayer {
+    classifier: Option<Arc<dyn Classifier>>,
+    input: ClassifierInput,
+}
+
+impl ClassifyLayer {
+    pub fn new(classifier: Option<Arc<dyn Classifier>>, input: ClassifierInput) -> Self {
+        Self { classifier, input }
+    }
+}
+
+impl<S> Layer<S> for ClassifyLayer {
+    type Service = Classify<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Classify {
+            inner,
+            classifier: self.classifier.clone(),
+            input: self.input,
+        }
+    }
+}
+
+/// The service made by [`ClassifyLayer`].
+#[derive(Debug, Clone)]
+pub struct Classify<S> {
+    inner: S,
+    classifier: Option<Arc<dyn Classifier>>,
+    input: ClassifierInput,
+}
+
+/// The text of a request that is classified. Non-text parts are skipped.
+pub fn classify_text(body: &ChatRequest, input: ClassifierInput) -> String {
+    let text_of = |role: &[Role]| {
+        body.messages
+            .iter()
+            .filter(|m| role.contains(&m.role))
+            .filter_map(|m| m.content.as_ref().map(|c| c.as_text()))
+            .collect::<Vec<_>>()
+    };
+    let last_user = text_of(&[Role::User]).pop().unwrap_or_default();
+    match input {
+        ClassifierInput::LastUser => last_user,
+        ClassifierInput::Conversation => body.prompt_text(),
+        ClassifierInput::LastUserAndSystem => {
+            let system = text_of(&[Role::System, Role::Developer]).join("\n");
+            if system.trim().is_empty() {
+                last_user
+            } else {
+                format!("{system}\n{last_user}")
+            }
+        }
+    }
+}
+
+impl<S> Service<ChatCall> for Classify<S>
+where
+    S: Service<ChatCall, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut call: ChatCall) -> Self::Future {
+        // The clone is not ready; keep the ready one for this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let Some(classifier) = self.classifier.clone() else {
+            return Box::pin(inner.call(call));
+        };
+        let text = classify_text(&call.body, self.input);
+        Box::pin(async move {
+            let mut signals = call.extensions.remove::<Signals>().unwrap_or_default();
+            let note = match classifier.classify(text).await {
+                Ok(verdict) => {
+                    tracing::info!(
+                        class = %verdict.class,
+                        confidence = verdict.confidence,
+                        top = ?verdict.top,
+                        ms = verdict.millis,
+                        "classified"
+                    );
+                    signals.classification = Some(Classification {
+                        class: verdict.class.clone(),
+                        confidence: verdict.confidence,
+                    });
+                    let note = format!("class={}({:.2})", verdict.class, verdict.confidence);
+                    call.extensions.insert::<Verdict>(verdict);
+                    note
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "classifier unavailable: using on_classifier_error");
+                    signals.classifier_error = Some(e.kind_name().to_owned());
+                    format!("class=error({})", e.kind_name())
+                }
+            };
+            call.extensions.insert(signals);
+            let mut response = inner.call(call).await?;
+            append_decision(&mut response, &note);
+            Ok(response)
+        })
+    }
+}
+
+/// Appends `; NOTE` to `x-sluicegate-decision` (or sets it).
+fn append_decision(response: &mut Response, note: &str) {
+    let map = response.headers_mut();
+    let text = match map.get(headers::DECISION).and_then(|v| v.to_str().ok()) {
+        Some(existing) if !existing.is_empty() => format!("{existing}; {note}"),
+        _ => note.to_owned(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&text) {
+        map.insert(headers::DECISION, value);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,384 @@
+//! [`LocalBackend`]: OpenAI-shaped answers from the in-process model.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use candle_core::quantized::gguf_file;
+use futures::StreamExt;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+use sluicegate_wire::{
+    unix_now, ChatCompletion, ChatCompletionChunk, ChatRequest, Choice, ChunkChoice, Delta,
+    Message, Role, Tool, Usage,
+};
+use sluicegate_wire::{BackendError, ChatBackend, ChunkStream, Health};
+
+use crate::engine::{Engine, EngineConfig, Event, Job, SamplingParams, SubmitError};
+use crate::params::{self, invalid};
+use crate::template::ChatTemplate;
+use crate::tokenizer::GgufTokenizer;
+use crate::{ContextOverflow, LocalError, LocalOptions};
+
+/// A GGUF chat model answering in this process. See the [crate docs](crate).
+#[derive(Debug)]
+pub struct LocalBackend {
+    opts: LocalOptions,
+    prompter: Prompter,
+    engine: Engine,
+    context: usize,
+    ids: AtomicU64,
+}
+
+/// Renders conversations into prompt tokens; cheap to clone.
+#[derive(Debug, Clone)]
+struct Prompter {
+    tokenizer: Arc<GgufTokenizer>,
+    template: Arc<ChatTemplate>,
+    system_prompt: Option<String>,
+}
+
+impl Prompter {
+    fn encode(
+        &self,
+        messages: &[Message],
+        tools: Option<&[Tool]>,
+    ) -> Result<Vec<u32>, BackendError> {
+        let tools = tools.and_then(|t| serde_json::to_value(t).ok());
+        let text = self
+            .template
+            .render(messages, self.system_prompt.as_deref(), tools.as_ref())
+            .map_err(|e| invalid("messages", e.to_string()))?;
+        self.tokenizer
+            .encode(&text)
+            .map_err(|e| invalid("messages", e.to_string()))
+    }
+}
+
+/// A request turned into a job's inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub prompt: Vec<u32>,
+    pub sampling: SamplingParams,
+    pub max_tokens: usize,
+    pub stop: Vec<String>,
+}
+
+impl LocalBackend {
+    /// Reads the tokenizer and chat template from `opts.gguf` and starts the model thread,
+    /// which loads the weights and warms up in the background (`check_available` says
+    /// "loading" until then). Fails at once when the file is missing or unusable.
+    ///
+    /// candle's CPU thread pool is process-wide and sized once, from `CANDLE_NUM_THREADS`:
+    /// unless that variable is already set, it is set here to `opts.threads`.
+    pub fn new(opts: LocalOptions) -> Result<Self, LocalError> {
+        if !opts.gguf.is_file() {
+            return Err(LocalError::Model(format!(
+                "model file {} not found: run scripts/fetch-models",
+                opts.gguf.display()
+            )));
+        }
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+            std::env::set_var("CANDLE_NUM_THREADS", opts.threads.max(1).to_string());
+        }
+        let mut file = std::fs::File::open(&opts.gguf)
+            .map_err(|e| LocalError::Model(format!("{}: {e}", opts.gguf.display())))?;
+        let ct = gguf_file::Content::read(&mut file)
+            .map_err(|e| LocalError::Model(format!("{}: {e}", opts.gguf.display())))?;
+        let tokenizer = Arc::new(GgufTokenizer::from_gguf(&ct)?);
+        let source = ct
+            .metadata
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.to_string().ok());
+        let template = Arc::new(ChatTemplate::new(
+            source.map(String::as_str),
+            tokenizer.bos_token.as_deref(),
+            tokenizer.eos_token.as_deref(),
+        )?);
+        let model_context = crate::model::Config::from_gguf(&ct)?.context;
+        let context = opts.context.unwrap_or(model_context).min(model_context);
+        drop(ct);
+        let engine = Engine::start(
+            &opts.gguf,
+            Arc::clone(&tokenizer),
+            EngineConfig {
+                max_batch: opts.max_batch,
+                queue: opts.queue,
+                format: opts.weights,
+                context,
+            },
+        )?;
+        let prompter = Prompter {
+            tokenizer,
+            template,
+            system_prompt: opts.system_prompt.clone(),
+        };
+        Ok(LocalBackend {
+            opts,
+            prompter,
+            engine,
+            context,
+            ids: AtomicU64::new(0),
+        })
+    }
+
+    pub fn health(&self) -> Health {
+        self.engine.health()
+    }
+
+    /// Blocks until the model is loaded and warm, or fails to load, or `timeout` passes.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<(), LocalError> {
+        let until = Instant::now() + timeout;
+        loop {
+            match self.health() {
+                Health::Ready => return Ok(()),
+                Health::Failed(e) => return Err(LocalError::Model(e)),
+                Health::Loading if Instant::now() >= until => {
+                    return Err(LocalError::Model("model still loading".into()))
+                }
+                Health::Loading => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    pub fn tokenizer(&self) -> &GgufTokenizer {
+        &self.prompter.tokenizer
+    }
+
+    pub fn context(&self) -> usize {
+        self.context
+    }
+
+    /// Validates the request, renders the chat template and tokenizes the prompt.
+    pub fn prepare(&self, request: &ChatRequest) -> Result<Prepared, BackendError> {
+        let (sampling, max, stop) = params::settings(request, &self.opts.sampling, &self.ids)?;
+        let prompt = self
+            .prompter
+            .encode(&request.messages, request.tools.as_deref())?;
+        self.fit(prompt, sampling, max, stop)
+    }
+
+    /// Checks the prompt against the context and caps the output to the room left.
+    fn fit(
+        &self,
+        prompt: Vec<u32>,
+        sampling: SamplingParams,
+        max: Option<u32>,
+        stop: Vec<String>,
+    ) -> Result<Prepared, BackendError> {
+        if prompt.len() >= self.context {
+            let e = LocalError::ContextExceeded {
+                tokens: prompt.len(),
+                context: self.context,
+            };
+            return Err(match self.opts.on_context_overflow {
+                ContextOverflow::Reject => BackendError::Upstream {
+                    status: 400,
+                    retry_after: None,
+                    message: format!("{e}; shorten the messages"),
+                    code: Some("context_length_exceeded".into()),
+                },
+                ContextOverflow::Fallback => BackendError::Unavailable(e.to_string()),
+            });
+        }
+        let room = self.context - prompt.len();
+        let max_tokens = max.map_or(room, |m| (m as usize).min(room));
+        Ok(Prepared {
+            prompt,
+            sampling,
+            max_tokens,
+            stop,
+        })
+    }
+
+    /// Prepares the request off the async runtime and queues it.
+    async fn start(
+        &self,
+        request: &ChatRequest,
+    ) -> Result<(UnboundedReceiver<Event>, u32), BackendError> {
+        self.check_available()?;
+        let (sampling, max, stop) = params::settings(request, &self.opts.sampling, &self.ids)?;
+        let prompter = self.prompter.clone();
+        let messages = request.messages.clone();
+        let tools = request.tools.clone();
+        // Rendering and tokenizing a long prompt takes milliseconds: not on the runtime.
+        let prompt =
+            tokio::task::spawn_blocking(move || prompter.encode(&messages, tools.as_deref()))
+                .await
+                .map_err(|e| failed(format!("prompt preparation failed: {e}")))??;
+        let prepared = self.fit(prompt, sampling, max, stop)?;
+        let prompt_tokens = prepared.prompt.len() as u32;
+        if let Some(limit) = self.opts.max_wait {
+            let wait = self.engine.estimated_wait();
+            if wait > limit {
+                return Err(BackendError::Upstream {
+                    status: 429,
+                    retry_after: Some((wait.as_secs_f64().ceil() as u64).max(1).to_string()),
+                    message: format!(
+                        "the local model is busy: the estimated wait for a slot ({} ms) is \
+                         over this backend's max_wait_ms ({})",
+                        wait.as_millis(),
+                        limit.as_millis()
+                    ),
+                    code: Some("local_wait_exceeded".into()),
+                });
+            }
+        }
+        let (events, rx) = unbounded_channel();
+        let job = Job {
+            prompt: prepared.prompt,
+            sampling: prepared.sampling,
+            max_tokens: prepared.max_tokens,
+            stop: prepared.stop,
+            events,
+        };
+        match self.engine.submit(job) {
+            Ok(()) => Ok((rx, prompt_tokens)),
+            Err(SubmitError::QueueFull) => Err(BackendError::Upstream {
+                status: 429,
+                retry_after: Some("1".into()),
+                message: format!(
+                    "the local model is busy ({} requests queued)",
+                    self.opts.queue
+                ),
+                code: Some("local_queue_full".into()),
+            }),
+            Err(SubmitError::Stopped) => Err(BackendError::Unavailable(
+                "the local model thread has stopped".into(),
+            )),
+        }
+    }
+
+    fn next_id(&self) -> String {
+        let n = self.ids.fetch_add(1, Ordering::Relaxed);
+        format!("chatcmpl-local-{:x}{n:04x}", unix_now())
+    }
+}
+
+fn failed(message: String) -> BackendError {
+    BackendError::Upstream {
+        status: 500,
+        retry_after: None,
+        message,
+        code: None,
+    }
+}
+
+#[async_trait]
+impl ChatBackend for LocalBackend {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn upstream_model(&self) -> &str {
+        &self.opts.model_name
+    }
+
+    fn check_available(&self) -> Result<(), BackendError> {
+        match self.health() {
+            Health::Ready => Ok(()),
+            Health::Loading => Err(BackendError::Unavailable("loading".into())),
+            Health::Failed(e) => Err(BackendError::Unavailable(e)),
+        }
+    }
+
+    fn is_loading(&self) -> bool {
+        self.health() == Health::Loading
+    }
+
+    async fn complete(&self, request: ChatRequest) -> Result<ChatCompletion, BackendError> {
+        let (mut rx, _) = self.start(&request).await?;
+        let mut text = String::new();
+        loop {
+            match rx.recv().await {
+                Some(Event::Text(t)) => text.push_str(&t),
+                Some(Event::Done {
+                    finish,
+                    prompt_tokens,
+                    completion_tokens,
+                    compute,
+                }) => {
+                    let mut usage = Usage::new(prompt_tokens, completion_tokens);
+                    usage.compute_time = Some(compute);
+                    return Ok(ChatCompletion {
+                        id: self.next_id(),
+                        object: "chat.completion".into(),
+                        created: unix_now(),
+                        model: self.opts.model_name.clone(),
+                        choices: vec![Choice {
+                            index: 0,
+                            message: Message::text(Role::Assistant, text),
+                            finish_reason: Some(finish.as_str().into()),
+                            logprobs: None,
+                            extra: Default::default(),
+                        }],
+                        usage: Some(usage),
+                        extra: Default::default(),
+                    });
+                }
+                Some(Event::Failed(e)) => return Err(failed(e)),
+                None => return Err(failed("the local model stopped mid-answer".into())),
+            }
+        }
+    }
+
+    async fn stream(&self, request: ChatRequest) -> Result<ChunkStream, BackendError> {
+        let (rx, _) = self.start(&request).await?;
+        let id = self.next_id();
+        let model = self.opts.model_name.clone();
+        let created = unix_now();
+        let chunk = move |delta: Delta, finish: Option<String>| {
+            let mut c = ChatCompletionChunk::new(&id, &model, created);
+            c.choices.push(ChunkChoice::new(0, delta, finish));
+            c
+        };
+        let first = chunk(
+            Delta {
+                role: Some(Role::Assistant),
+                content: Some(String::new()),
+                ..Delta::default()
+            },
+            None,
+        );
+        let rest = futures::stream::unfold(Some(rx), move |rx| {
+            let chunk = chunk.clone();
+            async move {
+                let mut rx = rx?;
+                let items: Vec<Result<ChatCompletionChunk, BackendError>> = match rx.recv().await {
+                    Some(Event::Text(t)) => {
+                        let delta = Delta {
+                            content: Some(t),
+                            ..Delta::default()
+                        };
+                        return Some((
+                            futures::stream::iter(vec![Ok(chunk(delta, None))]),
+                            Some(rx),
+                        ));
+                    }
+                    Some(Event::Done {
+                        finish,
+                        prompt_tokens,
+                        completion_tokens,
+                        compute,
+                    }) => {
+                        let last = chunk(Delta::default(), Some(finish.as_str().into()));
+                        let mut usage = chunk(Delta::default(), None);
+                        usage.choices.clear();
+                        let mut u = Usage::new(prompt_tokens, completion_tokens);
+                        u.compute_time = Some(compute);
+                        usage.usage = Some(u);
+                        vec![Ok(last), Ok(usage)]
+                    }
+                    Some(Event::Failed(e)) => vec![Err(failed(e))],
+                    None => vec![Err(failed("the local model stopped mid-answer".into()))],
+                };
+                Some((futures::stream::iter(items), None))
+            }
+        })
+        .flatten();
+        Ok(futures::stream::once(async move { Ok(first) })
+            .chain(rest)
+            .boxed())
+    }
+}

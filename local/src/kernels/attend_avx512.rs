@@ -1,0 +1,182 @@
+//! Grouped-query attention over the `f16` KV cache with AVX-512 (head sizes 64 and 128).
+//!
+//! For one KV head and the query heads that share it:
+//! - scores a tile of 16 positions at a time: the keys are stored transposed
+//!   ([`crate::kv::LayerKv`]), so each key component is one vector of 16 positions, widened
+//!   to `f32` once and multiplied by that component of every query head (broadcast from
+//!   memory): chains of FMAs, no horizontal sums;
+//! - the softmax's `exp` is a vectorised polynomial (range reduction to `2^n · e^r`, `scalef`
+//!   for the `2^n`);
+//! - the weighted sum of value rows widens each row once for up to `16 / C` query heads.
+
+use std::arch::x86_64::*;
+
+use super::avx512::exp;
+use crate::kv::{Heads, LayerKv, TILE};
+
+/// Runs [`super::attend::attend`]'s work when the CPU and the head size allow; returns whether
+/// it did. The caller checked the shapes of `q` and `out`, that `kv` holds `len` positions,
+/// and sized `scores` to `group` rows of `len` rounded up to whole tiles.
+pub fn attend(
+    q: &[f32],
+    kv: &LayerKv,
+    kv_head: usize,
+    len: usize,
+    h: Heads,
+    scores: &mut [f32],
+    out: &mut [f32],
+) -> bool {
+    if !std::arch::is_x86_feature_detected!("avx512f") {
+        return false;
+    }
+    // SAFETY: the CPU has AVX-512F (checked above); shapes as the caller checked them.
+    unsafe {
+        match h.head_dim {
+            64 => heads::<4>(q, kv, kv_head, len, scores, out),
+            128 => heads::<8>(q, kv, kv_head, len, scores, out),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Head size `16 · C`.
+#[target_feature(enable = "avx512f")]
+unsafe fn heads<const C: usize>(
+    q: &[f32],
+    kv: &LayerKv,
+    kv_head: usize,
+    len: usize,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let hd = 16 * C;
+    let group = q.len() / hd;
+    let stride = len.next_multiple_of(TILE);
+    let keys = kv.keys(kv_head).as_ptr().cast::<u16>();
+    let values = kv.values(kv_head).as_ptr().cast::<u16>();
+    let (q, s, o) = (q.as_ptr(), scores.as_mut_ptr(), out.as_mut_ptr());
+    let mut g = 0;
+    while g < group {
+        let n = (group - g).min(4);
+        let (q, s) = (q.add(g * hd), s.add(g * stride));
+        match n {
+            1 => scores_for::<1>(keys, len, hd, q, s, stride),
+            2 => scores_for::<2>(keys, len, hd, q, s, stride),
+            3 => scores_for::<3>(keys, len, hd, q, s, stride),
+            _ => scores_for::<4>(keys, len, hd, q, s, stride),
+        }
+        g += n;
+    }
+    let mut inv = [0f32; 4];
+    let mut g = 0;
+    while g < group {
+        // Accumulators: `G · C` of them, at most 16.
+        let n = (group - g).min(16 / C).min(4);
+        for (i, inv) in inv.iter_mut().enumerate().take(n) {
+            *inv = 1.0 / softmax_unnormalised(s.add((g + i) * stride), len);
+        }
+        let (p, out) = (s.add(g * stride), o.add(g * hd));
+        match n {
+            1 => weighted::<C, 1>(values, len, p, stride, &inv, out),
+            2 => weighted::<C, 2>(values, len, p, stride, &inv, out),
+            3 => weighted::<C, 3>(values, len, p, stride, &inv, out),
+            _ => weighted::<C, 4>(values, len, p, stride, &inv, out),
+        }
+        g += n;
+    }
+}
+
+/// Scores of `G` query heads (`q`, `hd` apart) at positions `0..len`, scaled by `1/√hd`, into
+/// rows `stride` apart (whole tiles: lanes past `len` are written too).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn scores_for<const G: usize>(
+    keys: *const u16,
+    len: usize,
+    hd: usize,
+    q: *const f32,
+    s: *mut f32,
+    stride: usize,
+) {
+    let scale = _mm512_set1_ps(1.0 / (hd as f32).sqrt());
+    for t in 0..len.div_ceil(TILE) {
+        let tile = keys.add(t * hd * TILE);
+        // Two chains per head (even and odd components) to overlap the FMAs' latency.
+        let mut acc = [[_mm512_setzero_ps(); 2]; G];
+        for c in (0..hd).step_by(2) {
+            let k0 = _mm512_cvtph_ps(_mm256_loadu_si256(tile.add(c * TILE).cast()));
+            let k1 = _mm512_cvtph_ps(_mm256_loadu_si256(tile.add((c + 1) * TILE).cast()));
+            for (g, acc) in acc.iter_mut().enumerate() {
+                let qg = q.add(g * hd + c);
+                acc[0] = _mm512_fmadd_ps(_mm512_set1_ps(*qg), k0, acc[0]);
+                acc[1] = _mm512_fmadd_ps(_mm512_set1_ps(*qg.add(1)), k1, acc[1]);
+            }
+        }
+        for (g, acc) in acc.iter().enumerate() {
+            let v = _mm512_mul_ps(_mm512_add_ps(acc[0], acc[1]), scale);
+            _mm512_storeu_ps(s.add(g * stride + t * TILE), v);
+        }
+    }
+}
+
+/// `out[g] = inv[g] · Σ_j p[g][j] · v[j]` for `G` heads (`p` rows `stride` apart, `out`
+/// rows `16 · C` apart): each value row is widened once for all of them.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn weighted<const C: usize, const G: usize>(
+    values: *const u16,
+    len: usize,
+    p: *const f32,
+    stride: usize,
+    inv: &[f32; 4],
+    out: *mut f32,
+) {
+    let mut acc = [[_mm512_setzero_ps(); C]; G];
+    for j in 0..len {
+        let row = values.add(j * 16 * C);
+        let mut v = [_mm512_setzero_ps(); C];
+        for (c, v) in v.iter_mut().enumerate() {
+            *v = _mm512_cvtph_ps(_mm256_loadu_si256(row.add(16 * c).cast()));
+        }
+        for (g, acc) in acc.iter_mut().enumerate() {
+            let w = _mm512_set1_ps(*p.add(g * stride + j));
+            for (a, v) in acc.iter_mut().zip(&v) {
+                *a = _mm512_fmadd_ps(w, *v, *a);
+            }
+        }
+    }
+    for (g, acc) in acc.iter().enumerate() {
+        let inv = _mm512_set1_ps(inv[g]);
+        for (c, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.add(g * 16 * C + 16 * c), _mm512_mul_ps(*a, inv));
+        }
+    }
+}
+
+/// `p[j] = e^(p[j] - max p)` for `j < len`; returns their sum.
+#[target_feature(enable = "avx512f")]
+unsafe fn softmax_unnormalised(p: *mut f32, len: usize) -> f32 {
+    let mask = |j: usize| -> __mmask16 {
+        let left = len - j;
+        if left >= 16 {
+            0xffff
+        } else {
+            (1u16 << left) - 1
+        }
+    };
+    let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+    for j in (0..len).step_by(16) {
+        let m = mask(j);
+        max = _mm512_mask_max_ps(max, m, max, _mm512_maskz_loadu_ps(m, p.add(j)));
+    }
+    let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+    let mut sum = _mm512_setzero_ps();
+    for j in (0..len).step_by(16) {
+        let m = mask(j);
+        let e = exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p.add(j)), max));
+        _mm512_mask_storeu_ps(p.add(j), m, e);
+        sum = _mm512_mask_add_ps(sum, m, sum, e);
+    }
+    _mm512_reduce_add_ps(sum)
+}

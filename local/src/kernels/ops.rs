@@ -1,0 +1,61 @@
+//! The f32 parts of the llama forward pass on plain slices: RMS norm, rotary embedding (GGUF's
+//! interleaved pairs), SiLU gating (AVX-512 in [`super::avx512`] when the CPU has it) and dot
+//! products. Portable Rust that the compiler vectorises.
+
+/// `out = x / rms(x) · w`, row by row.
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let dim = w.len();
+    for (xr, or) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+        let ss = dot(xr, xr);
+        let inv = 1.0 / (ss / dim as f32 + eps).sqrt();
+        for ((o, v), g) in or.iter_mut().zip(xr).zip(w) {
+            *o = v * inv * g;
+        }
+    }
+}
+
+/// Rotates the pairs `(x[2i], x[2i+1])` of every head of `x` by the angles of one position
+/// (`cos`, `sin`: `head_dim / 2` values).
+pub fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]) {
+    for head in x.chunks_exact_mut(head_dim) {
+        for ((p, c), s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
+            let (a, b) = (p[0], p[1]);
+            p[0] = a * c - b * s;
+            p[1] = a * s + b * c;
+        }
+    }
+}
+
+/// `silu(g) · u` for rows `[g | u]` of `2 · ff` values; returns rows of `ff`.
+pub fn silu_mul(gu: &[f32], ff: usize) -> Vec<f32> {
+    let mut out = vec![0.0; gu.len() / 2];
+    for (row, out) in gu.chunks_exact(2 * ff).zip(out.chunks_exact_mut(ff)) {
+        let (g, u) = row.split_at(ff);
+        #[cfg(target_arch = "x86_64")]
+        if super::avx512::silu_mul(g, u, out) {
+            continue;
+        }
+        for ((o, g), u) in out.iter_mut().zip(g).zip(u) {
+            *o = g / (1.0 + (-g).exp()) * u;
+        }
+    }
+    out
+}
+
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}

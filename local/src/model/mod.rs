@@ -1,0 +1,334 @@
+//! A llama-architecture forward pass over quantized GGUF weights that runs several sequences in
+//! one step: the projections and the MLP of every sequence's new tokens go through one matmul
+//! per weight (weights are read once per step, whatever the batch), attention runs per sequence
+//! against that sequence's own KV cache. Prefill (many tokens of one sequence) and decode (one
+//! token each of many sequences) are the same call.
+//!
+//! The weights stay in their GGUF block format ([`qmatmul::QLinear`]); Q4_1 and Q8_0 go through
+//! this crate's integer kernels ([`blocks`](crate::kernels::blocks)), on a small rayon pool of its own. Everything
+//! else (norms, rotary embedding, attention) runs on plain `f32` slices ([`ops`]).
+
+use std::io::{Read, Seek};
+
+use candle_core::quantized::gguf_file;
+use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
+
+mod config;
+
+pub use config::Config;
+
+use crate::kernels::qmatmul::QLinear;
+use crate::kernels::{attend, ops};
+use crate::kv::{Heads, LayerKv};
+use crate::LocalError;
+
+type Result<T> = std::result::Result<T, LocalError>;
+
+/// KV cache positions are allocated in chunks of this many.
+const KV_CHUNK: usize = 128;
+
+/// How the weights are held in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// As stored in the file.
+    AsStored,
+    /// 4- and 5-bit formats without a fast CPU kernel (Q4_0, Q5_0, Q5_1; not Q4_1) are
+    /// re-quantised to Q8_0 at load.
+    Q8_0,
+}
+
+/// Projections that share their input: one fused layer when their formats allow.
+#[derive(Debug)]
+enum Proj {
+    Fused(QLinear),
+    Split(Vec<QLinear>),
+}
+
+impl Proj {
+    fn new(parts: Vec<QLinear>) -> Proj {
+        match QLinear::concat(parts) {
+            Ok(l) => Proj::Fused(l.prepare()),
+            Err(parts) => Proj::Split(parts.into_iter().map(QLinear::prepare).collect()),
+        }
+    }
+
+    /// `n × Σrows`: each part's outputs side by side.
+    fn forward(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
+        let parts = match self {
+            Proj::Fused(l) => return l.forward(x, n),
+            Proj::Split(parts) => parts,
+        };
+        let total: usize = parts.iter().map(|p| p.rows).sum();
+        let mut out = vec![0.0; n * total];
+        let mut col = 0;
+        for p in parts {
+            let y = p.forward(x, n)?;
+            for (o, y) in out.chunks_exact_mut(total).zip(y.chunks_exact(p.rows)) {
+                o[col..col + p.rows].copy_from_slice(y);
+            }
+            col += p.rows;
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Debug)]
+struct Layer {
+    attn_norm: Vec<f32>,
+    /// Q, K and V.
+    qkv: Proj,
+    wo: QLinear,
+    ffn_norm: Vec<f32>,
+    /// Gate and up.
+    gate_up: Proj,
+    down: QLinear,
+}
+
+/// The weights, shared by every sequence.
+#[derive(Debug)]
+pub struct Llama {
+    pub cfg: Config,
+    embed: QLinear,
+    /// `None`: tied to the embedding.
+    output: Option<QLinear>,
+    layers: Vec<Layer>,
+    norm: Vec<f32>,
+    /// `cos` and `sin` of the rotary angles, `[position][head_dim / 2]`.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    pool: rayon::ThreadPool,
+}
+
+/// One sequence's attention state.
+#[derive(Debug)]
+pub struct SeqCache {
+    layers: Vec<LayerKv>,
+    len: usize,
+}
+
+impl SeqCache {
+    /// Positions already in the cache.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// New tokens of one sequence for one forward step.
+#[derive(Debug)]
+pub struct Step<'a> {
+    pub cache: &'a mut SeqCache,
+    pub tokens: &'a [u32],
+}
+
+fn vector<R: Read + Seek>(ct: &gguf_file::Content, r: &mut R, name: &str) -> Result<Vec<f32>> {
+    let t = ct.tensor(r, name, &Device::Cpu)?;
+    Ok(t.dequantize(&Device::Cpu)?
+        .flatten_all()?
+        .to_vec1::<f32>()?)
+}
+
+/// Threads of the model's pool: `CANDLE_NUM_THREADS` (set from `LocalOptions::threads` by the
+/// backend), else 2.
+fn threads() -> usize {
+    std::env::var("CANDLE_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(2)
+}
+
+impl Llama {
+    pub fn from_gguf<R: Read + Seek>(
+        ct: &gguf_file::Content,
+        r: &mut R,
+        format: WeightFormat,
+    ) -> Result<Self> {
+        let cfg = Config::from_gguf(ct)?;
+        let requant = format == WeightFormat::Q8_0;
+        let mut q = |name: &str| QLinear::load(ct, r, name, requant).map(QLinear::prepare);
+        let embed = q("token_embd.weight")?;
+        let output = if ct.tensor_infos.contains_key("output.weight") {
+            Some(q("output.weight")?)
+        } else {
+            None
+        };
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            let mut w = |s: &str| QLinear::load(ct, r, &format!("blk.{i}.{s}.weight"), requant);
+            let qkv = Proj::new(vec![w("attn_q")?, w("attn_k")?, w("attn_v")?]);
+            let wo = w("attn_output")?.prepare();
+            let gate_up = Proj::new(vec![w("ffn_gate")?, w("ffn_up")?]);
+            let down = w("ffn_down")?.prepare();
+            layers.push(Layer {
+                attn_norm: vector(ct, r, &format!("blk.{i}.attn_norm.weight"))?,
+                qkv,
+                wo,
+                ffn_norm: vector(ct, r, &format!("blk.{i}.ffn_norm.weight"))?,
+                gate_up,
+                down,
+            });
+        }
+        let norm = vector(ct, r, "output_norm.weight")?;
+        let half = cfg.head_dim / 2;
+        let inv: Vec<f32> = (0..half)
+            .map(|i| 1.0 / cfg.rope_base.powf(2.0 * i as f32 / cfg.head_dim as f32))
+            .collect();
+        let angles: Vec<f32> = (0..cfg.context)
+            .flat_map(|p| inv.iter().map(move |f| p as f32 * f))
+            .collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads())
+            .thread_name(|i| format!("local-model-{i}"))
+            .build()
+            .map_err(|e| LocalError::Model(format!("thread pool: {e}")))?;
+        Ok(Llama {
+            cfg,
+            embed,
+            output,
+            layers,
+            norm,
+            cos: angles.iter().map(|a| a.cos()).collect(),
+            sin: angles.iter().map(|a| a.sin()).collect(),
+            pool,
+        })
+    }
+
+    /// An empty cache for a new sequence.
+    pub fn new_cache(&self) -> SeqCache {
+        SeqCache {
+            layers: (0..self.cfg.n_layer).map(|_| LayerKv::default()).collect(),
+            len: 0,
+        }
+    }
+
+    /// Runs the new tokens of every step; returns the logits of each step's last token,
+    /// `[steps, vocab]`. Every step needs at least one token.
+    pub fn forward(&self, steps: &mut [Step<'_>]) -> Result<Tensor> {
+        let logits = self.logits(steps)?;
+        Ok(Tensor::from_vec(
+            logits,
+            (steps.len(), self.vocab()?),
+            &Device::Cpu,
+        )?)
+    }
+
+    /// [`Llama::forward`]'s logits as one plain vector, row after row.
+    pub fn logits(&self, steps: &mut [Step<'_>]) -> Result<Vec<f32>> {
+        let cfg = &self.cfg;
+        for s in steps.iter() {
+            if s.tokens.is_empty() {
+                return Err(LocalError::Model("empty forward step".into()));
+            }
+            if s.cache.len + s.tokens.len() > cfg.context {
+                return Err(LocalError::ContextExceeded {
+                    tokens: s.cache.len + s.tokens.len(),
+                    context: cfg.context,
+                });
+            }
+        }
+        self.pool.install(|| self.run(steps))
+    }
+
+    /// Runs `f` on the model's thread pool (so that its parallel work uses the model's
+    /// threads, not the global pool).
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+
+    fn run(&self, steps: &mut [Step<'_>]) -> Result<Vec<f32>> {
+        let cfg = &self.cfg;
+        let (dim, hd) = (cfg.dim, cfg.head_dim);
+        let kv_dim = cfg.n_kv_head * hd;
+        let q_dim = cfg.n_head * hd;
+        let heads = Heads {
+            n_head: cfg.n_head,
+            n_kv_head: cfg.n_kv_head,
+            head_dim: hd,
+        };
+        // Per batch row: its step and its position.
+        let mut rows = Vec::new();
+        let mut last = Vec::with_capacity(steps.len());
+        for (si, s) in steps.iter_mut().enumerate() {
+            for l in s.cache.layers.iter_mut() {
+                l.truncate(s.cache.len);
+            }
+            rows.extend((0..s.tokens.len()).map(|i| (si, s.cache.len + i)));
+            last.push(rows.len() - 1);
+        }
+        let n = rows.len();
+        let mut x = vec![0.0; n * dim];
+        let ids = steps.iter().flat_map(|s| s.tokens.iter());
+        for (xr, id) in x.chunks_exact_mut(dim).zip(ids) {
+            if *id as usize >= self.embed.rows {
+                return Err(LocalError::Model(format!("token id {id} out of range")));
+            }
+            self.embed.row(*id as usize, xr)?;
+        }
+        let mut h = vec![0.0; n * dim];
+        let half = hd / 2;
+        for (li, layer) in self.layers.iter().enumerate() {
+            ops::rms_norm(&x, &layer.attn_norm, cfg.eps, &mut h);
+            let mut qkv = layer.qkv.forward(&h, n)?;
+            for (row, &(si, pos)) in qkv.chunks_exact_mut(q_dim + 2 * kv_dim).zip(&rows) {
+                let (cos, sin) = (
+                    &self.cos[pos * half..][..half],
+                    &self.sin[pos * half..][..half],
+                );
+                ops::rope(&mut row[..q_dim + kv_dim], hd, cos, sin);
+                let (k, v) = row[q_dim..].split_at(kv_dim);
+                steps[si].cache.layers[li].push(k, v, hd, KV_CHUNK);
+            }
+            let caches: Vec<&LayerKv> = steps.iter().map(|s| &s.cache.layers[li]).collect();
+            // One task per (row, KV head): a single decoding sequence still uses every thread.
+            let per_kv = q_dim / cfg.n_kv_head;
+            let mut y = vec![0.0; n * q_dim];
+            y.par_chunks_mut(per_kv)
+                .enumerate()
+                .for_each_init(Vec::new, |scores, (task, y)| {
+                    let (row, kv_head) = (task / cfg.n_kv_head, task % cfg.n_kv_head);
+                    let (si, pos) = rows[row];
+                    let q = &qkv[row * (q_dim + 2 * kv_dim) + kv_head * per_kv..][..per_kv];
+                    attend::attend(q, caches[si], kv_head, pos + 1, heads, scores, y);
+                });
+            add(&mut x, &layer.wo.forward(&y, n)?);
+            ops::rms_norm(&x, &layer.ffn_norm, cfg.eps, &mut h);
+            let gu = layer.gate_up.forward(&h, n)?;
+            let act = ops::silu_mul(&gu, gu.len() / n / 2);
+            add(&mut x, &layer.down.forward(&act, n)?);
+        }
+        for s in steps.iter_mut() {
+            s.cache.len += s.tokens.len();
+        }
+        let xl: Vec<f32> = last
+            .iter()
+            .flat_map(|&i| x[i * dim..(i + 1) * dim].iter().copied())
+            .collect();
+        let mut hl = vec![0.0; xl.len()];
+        ops::rms_norm(&xl, &self.norm, cfg.eps, &mut hl);
+        self.output
+            .as_ref()
+            .unwrap_or(&self.embed)
+            .forward(&hl, last.len())
+    }
+
+    /// Logits as a plain vector (one row of [`Llama::forward`]'s result).
+    pub fn row(logits: &Tensor, i: usize) -> Result<Vec<f32>> {
+        Ok(logits.get(i)?.to_dtype(DType::F32)?.to_vec1()?)
+    }
+
+    /// Vocabulary size of the output layer.
+    pub fn vocab(&self) -> Result<usize> {
+        Ok(self.output.as_ref().unwrap_or(&self.embed).rows)
+    }
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}

@@ -1,0 +1,197 @@
+//! The tokenizer, rebuilt from a GGUF file's `tokenizer.ggml.*` metadata.
+//!
+//! Only byte-level BPE (`tokenizer.ggml.model = "gpt2"`) is supported. The pre-tokenizer follows
+//! `tokenizer.ggml.pre`: for `smollm` (and the other digit-splitting GPT-2 variants) every digit
+//! is split on its own first, then GPT-2's byte-level regex splits the rest, with no prefix space
+//! added. Control tokens (`token_type` 3) are special tokens, matched before pre-tokenization.
+
+use std::collections::HashMap;
+
+use candle_core::quantized::gguf_file::{Content, Value};
+use tokenizers::models::bpe::{Vocab, BPE};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::{AddedToken, Tokenizer};
+
+use crate::LocalError;
+
+/// `tokenizer.ggml.token_type` of a control token.
+const CONTROL: i32 = 3;
+
+/// A tokenizer with the ids the chat loop needs.
+#[derive(Debug, Clone)]
+pub struct GgufTokenizer {
+    inner: Tokenizer,
+    /// End-of-sequence ids: `tokenizer.ggml.eos_token_id` plus, when present, `<|im_end|>`,
+    /// `<|eot_id|>` and `<|endoftext|>`.
+    pub eos: Vec<u32>,
+    pub bos_token: Option<String>,
+    pub eos_token: Option<String>,
+}
+
+fn meta<'a>(ct: &'a Content, key: &str) -> Result<&'a Value, LocalError> {
+    ct.metadata
+        .get(key)
+        .ok_or_else(|| LocalError::Model(format!("GGUF metadata has no {key}")))
+}
+
+fn strings(value: &Value, key: &str) -> Result<Vec<String>, LocalError> {
+    let bad = |e: candle_core::Error| LocalError::Model(format!("{key}: {e}"));
+    value
+        .to_vec()
+        .map_err(bad)?
+        .iter()
+        .map(|v| v.to_string().cloned().map_err(bad))
+        .collect()
+}
+
+fn id(ct: &Content, key: &str) -> Option<u32> {
+    let v = ct.metadata.get(key)?;
+    v.to_u32()
+        .ok()
+        .or_else(|| v.to_i32().ok().and_then(|i| u32::try_from(i).ok()))
+}
+
+impl GgufTokenizer {
+    pub fn from_gguf(ct: &Content) -> Result<Self, LocalError> {
+        let model = meta(ct, "tokenizer.ggml.model")?
+            .to_string()
+            .map_err(|e| LocalError::Model(e.to_string()))?;
+        if model != "gpt2" {
+            return Err(LocalError::Model(format!(
+                "tokenizer.ggml.model {model:?} is not supported (only byte-level BPE, \"gpt2\")"
+            )));
+        }
+        let pre = ct
+            .metadata
+            .get("tokenizer.ggml.pre")
+            .and_then(|v| v.to_string().ok())
+            .map(String::as_str)
+            .unwrap_or("default");
+        let tokens = strings(meta(ct, "tokenizer.ggml.tokens")?, "tokenizer.ggml.tokens")?;
+        let merges = strings(meta(ct, "tokenizer.ggml.merges")?, "tokenizer.ggml.merges")?;
+        let types: Vec<i32> = match ct.metadata.get("tokenizer.ggml.token_type") {
+            Some(v) => v
+                .to_vec()
+                .map_err(|e| LocalError::Model(e.to_string()))?
+                .iter()
+                .map(|t| t.to_i32().unwrap_or(1))
+                .collect(),
+            None => Vec::new(),
+        };
+
+        let vocab: Vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let merges = merges
+            .iter()
+            .map(|m| {
+                m.split_once(' ')
+                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                    .ok_or_else(|| LocalError::Model(format!("malformed merge {m:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .build()
+            .map_err(|e| LocalError::Model(format!("BPE: {e}")))?;
+
+        let mut inner = Tokenizer::new(bpe);
+        let byte_level = ByteLevel::new(false, true, true);
+        let pre_tokenizer: PreTokenizerWrapper = match pre {
+            // Pre-tokenizers that split every digit on its own before GPT-2's regex.
+            "smollm" | "starcoder" | "refact" | "falcon" => {
+                Sequence::new(vec![Digits::new(true).into(), byte_level.into()]).into()
+            }
+            "default" | "gpt-2" | "gpt2" => byte_level.into(),
+            other => {
+                return Err(LocalError::Model(format!(
+                    "tokenizer.ggml.pre {other:?} is not supported yet"
+                )))
+            }
+        };
+        inner.with_pre_tokenizer(Some(pre_tokenizer));
+        inner.with_decoder(Some(byte_level));
+        let special: Vec<AddedToken> = tokens
+            .iter()
+            .zip(&types)
+            .filter(|(_, t)| **t == CONTROL)
+            .map(|(tok, _)| AddedToken::from(tok.clone(), true))
+            .collect();
+        inner.add_special_tokens(&special);
+
+        let by_name: HashMap<&str, u32> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.as_str(), i as u32))
+            .collect();
+        let eos_id = id(ct, "tokenizer.ggml.eos_token_id");
+        let bos_id = id(ct, "tokenizer.ggml.bos_token_id");
+        let mut eos: Vec<u32> = eos_id.into_iter().collect();
+        for name in ["<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<|end|>"] {
+            if let Some(&i) = by_name.get(name) {
+                if !eos.contains(&i) {
+                    eos.push(i);
+                }
+            }
+        }
+        let name_of = |i: Option<u32>| i.and_then(|i| tokens.get(i as usize)).cloned();
+        Ok(GgufTokenizer {
+            inner,
+            eos,
+            bos_token: name_of(bos_id),
+            eos_token: name_of(eos_id),
+        })
+    }
+
+    /// Token ids of `text`; special tokens written in the text are recognised.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, LocalError> {
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| LocalError::Model(format!("tokenizer: {e}")))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// The text of `ids`, special tokens included.
+    pub fn decode(&self, ids: &[u32]) -> Result<String, LocalError> {
+        self.inner
+            .decode(ids, false)
+            .map_err(|e| LocalError::Model(format!("tokenizer: {e}")))
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+}
+
+/// Turns generated ids into text as they come, never splitting a UTF-8 character.
+#[derive(Debug, Default)]
+pub struct Detokenizer {
+    ids: Vec<u32>,
+    /// Start of the window decoded for context.
+    prefix: usize,
+    /// Ids before this have been emitted as text.
+    read: usize,
+}
+
+impl Detokenizer {
+    /// Adds one id and returns the text it completes (possibly empty).
+    pub fn push(&mut self, tok: &GgufTokenizer, id: u32) -> Result<String, LocalError> {
+        self.ids.push(id);
+        let before = tok.decode(&self.ids[self.prefix..self.read])?;
+        let after = tok.decode(&self.ids[self.prefix..])?;
+        if after.len() > before.len() && !after.ends_with('\u{FFFD}') {
+            let text = after.get(before.len()..).unwrap_or_default().to_owned();
+            self.prefix = self.read;
+            self.read = self.ids.len();
+            Ok(text)
+        } else {
+            Ok(String::new())
+        }
+    }
+}
