@@ -25,9 +25,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::error::join;
+use crate::error::{join, Errors};
 use crate::model::RoutingPolicy;
-use crate::validate::Errors;
 use crate::values;
 
 #[derive(Debug, Default, Deserialize)]

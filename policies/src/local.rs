@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use crate::error::join;
+use crate::error::{join, Errors};
 use crate::model::{BackendConfig, BackendKind, Timeouts};
 use crate::raw::RawDecimal;
-use crate::validate::Errors;
 use crate::values;
 
 /// The keys of a `kind = "local"` backend, as written.

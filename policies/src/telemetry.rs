@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::validate::Errors;
+use crate::error::Errors;
 use crate::values;
 
 /// `[telemetry]` as written.

@@ -4,49 +4,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::error::join;
+use crate::error::{join, Errors, PolicyErrors};
 use crate::model::{
     BackendConfig, BackendKind, LedgerConfig, Policy, Price, PriceSource, RouteConfig,
     ServerConfig, Timeouts,
 };
 use crate::raw::{RawBackend, RawLedger, RawPolicy, RawRoute, RawServer};
-use crate::{classifier, rules, values, PolicyError, PolicyErrors};
+use crate::{classifier, rules, values};
 
 /// The model name clients send to let the policy choose; no route may use it.
 pub const AUTO_MODEL: &str = "auto";
-
-/// Collects problems; values produced alongside are only used when none were found.
-#[derive(Debug, Default)]
-pub(crate) struct Errors(pub Vec<PolicyError>);
-
-impl Errors {
-    pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(PolicyError::new(path, message));
-    }
-
-    /// An optional text key that, when given, must not be blank: `None` when it is missing
-    /// or blank (a blank one is recorded as an error at `path`).
-    pub fn non_blank(&mut self, path: &str, value: Option<String>) -> Option<String> {
-        match value {
-            Some(v) if v.trim().is_empty() => {
-                self.push(path, "must not be empty");
-                None
-            }
-            v => v,
-        }
-    }
-
-    /// Records the error of `result` at `path`; returns the value, if any.
-    pub fn check<T>(&mut self, path: &str, result: Result<T, String>) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(message) => {
-                self.push(path, message);
-                None
-            }
-        }
-    }
-}
 
 /// Validates a phase-1 policy, reporting every problem found.
 pub fn validate(raw: RawPolicy) -> Result<Policy, PolicyErrors> {
