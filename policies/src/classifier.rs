@@ -23,31 +23,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::error::{join, Errors};
 use crate::model::RoutingPolicy;
+use crate::raw::{RawClass, RawClassifier};
 use crate::values;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawClassifier {
-    pub encoder: Option<String>,
-    pub head: Option<String>,
-    pub on_classifier_error: Option<String>,
-    pub input: Option<String>,
-    #[serde(rename = "match")]
-    pub matching: Option<String>,
-    pub k: Option<i64>,
-    pub timeout: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawClass {
-    pub examples: Option<Vec<String>>,
-    pub description: Option<String>,
-}
 
 /// The validated `[classifier]` table with its classes.
 #[derive(Debug, Clone, PartialEq, Eq)]

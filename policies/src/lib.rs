@@ -25,18 +25,16 @@ mod tests;
 
 use std::path::Path;
 
-pub use classifier::{
-    ClassConfig, ClassifierConfig, ClassifierInput, ExampleMatch, RawClass, RawClassifier,
-};
+pub use classifier::{ClassConfig, ClassifierConfig, ClassifierInput, ExampleMatch};
 pub use error::{PolicyError, PolicyErrors};
-pub use local::{ContextOverflow, LocalConfig, LocalWeights, RawLocal};
+pub use local::{ContextOverflow, LocalConfig, LocalWeights};
 pub use model::{
     BackendConfig, BackendKind, Conditions, HeaderMatch, LedgerConfig, Policy, Price, PriceSource,
     RouteConfig, RoutingPolicy, Rule, ServerConfig, Timeouts,
 };
-pub use raw::RawPolicy;
+pub use raw::{RawClass, RawClassifier, RawLocal, RawPolicy, RawTelemetry};
 pub use rules::RESERVED_RULE_NAMES;
-pub use telemetry::{RawTelemetry, TelemetryConfig};
+pub use telemetry::TelemetryConfig;
 pub use validate::{validate, AUTO_MODEL};
 
 /// The embedded default policy (`examples/default.toml`).

@@ -3,29 +3,11 @@
 use std::path::PathBuf;
 
 use rust_decimal::Decimal;
-use serde::Deserialize;
 
 use crate::error::{join, Errors};
 use crate::model::{BackendConfig, BackendKind, Timeouts};
-use crate::raw::RawDecimal;
+use crate::raw::RawLocal;
 use crate::values;
-
-/// The keys of a `kind = "local"` backend, as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawLocal {
-    pub gguf: Option<String>,
-    pub model: Option<String>,
-    pub cost_per_hour: Option<RawDecimal>,
-    pub threads: Option<i64>,
-    pub max_batch: Option<i64>,
-    pub queue: Option<i64>,
-    pub max_wait_ms: Option<i64>,
-    pub context: Option<i64>,
-    pub on_context_overflow: Option<String>,
-    pub system_prompt: Option<String>,
-    pub weights: Option<String>,
-}
 
 /// What a local backend does with a prompt longer than its context.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

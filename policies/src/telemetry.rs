@@ -1,20 +1,9 @@
 //! `[telemetry]`: OpenTelemetry export of one span per chat request (GenAI semantic
 //! conventions), over OTLP/HTTP with protobuf bodies.
 
-use serde::Deserialize;
-
 use crate::error::Errors;
+use crate::raw::RawTelemetry;
 use crate::values;
-
-/// `[telemetry]` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTelemetry {
-    pub otlp_endpoint: Option<String>,
-    pub service_name: Option<String>,
-    pub capture_content: Option<bool>,
-    pub export_interval: Option<String>,
-}
 
 /// Where spans go and what they may carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
