@@ -25,16 +25,14 @@ mod tests;
 
 use std::path::Path;
 
-pub use classifier::{ClassConfig, ClassifierConfig, ClassifierInput, ExampleMatch};
 pub use error::{PolicyError, PolicyErrors};
-pub use local::{ContextOverflow, LocalConfig, LocalWeights};
 pub use model::{
-    BackendConfig, BackendKind, Conditions, HeaderMatch, LedgerConfig, Policy, Price, PriceSource,
-    RouteConfig, RoutingPolicy, Rule, ServerConfig, Timeouts,
+    BackendConfig, BackendKind, ClassConfig, ClassifierConfig, ClassifierInput, Conditions,
+    ContextOverflow, ExampleMatch, HeaderMatch, LedgerConfig, LocalConfig, LocalWeights, Policy,
+    Price, PriceSource, RouteConfig, RoutingPolicy, Rule, ServerConfig, TelemetryConfig, Timeouts,
 };
 pub use raw::{RawClass, RawClassifier, RawLocal, RawPolicy, RawTelemetry};
 pub use rules::RESERVED_RULE_NAMES;
-pub use telemetry::TelemetryConfig;
 pub use validate::{validate, AUTO_MODEL};
 
 /// The embedded default policy (`examples/default.toml`).

@@ -2,67 +2,12 @@
 
 use std::path::PathBuf;
 
-use rust_decimal::Decimal;
-
 use crate::error::{join, Errors};
-use crate::model::{BackendConfig, BackendKind, Timeouts};
+use crate::model::{
+    BackendConfig, BackendKind, ContextOverflow, LocalConfig, LocalWeights, Timeouts,
+};
 use crate::raw::RawLocal;
 use crate::values;
-
-/// What a local backend does with a prompt longer than its context.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ContextOverflow {
-    /// Answer 400 `context_length_exceeded` (`"reject"`, the default).
-    #[default]
-    Reject,
-    /// Fail over to the route's fallback (`"fallback"`).
-    Fallback,
-}
-
-/// How a local model's weights are held in memory.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum LocalWeights {
-    /// Formats without a fast kernel here (Q4_0, Q5_0, Q5_1) re-quantised to Q8_0 at load;
-    /// Q4_1 and Q8_0 are kept as stored (`"q8_0"`, the default).
-    #[default]
-    Q8_0,
-    /// As stored in the file (`"as-stored"`).
-    AsStored,
-}
-
-/// The settings of a local backend, defaults resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalConfig {
-    /// The GGUF file; a relative path is relative to the working directory.
-    pub gguf: PathBuf,
-    /// The model name reported in responses. Default: the file name without `.gguf`.
-    pub model: String,
-    /// What the box costs per hour in USD, for pricing local requests. Default 0.
-    pub cost_per_hour: Decimal,
-    /// Threads for the model's matmuls. Default 2.
-    pub threads: usize,
-    /// Sequences decoded together. Default 8.
-    pub max_batch: usize,
-    /// Requests that may wait for a slot; more are refused with 429. Default 32.
-    pub queue: usize,
-    /// A request whose estimated wait for a slot is longer is refused at once with 429 and
-    /// `retry-after` (the gateway then tries the route's fallback). Default: no limit but
-    /// `queue`.
-    pub max_wait: Option<std::time::Duration>,
-    /// Context window in tokens; the model's own when not given (and never more).
-    pub context: Option<u32>,
-    pub on_context_overflow: ContextOverflow,
-    /// Used as the system message of conversations that have none. Default: none, so the
-    /// model's chat template decides (SmolLM2's inserts its own default system prompt).
-    pub system_prompt: Option<String>,
-    pub weights: LocalWeights,
-}
-
-impl LocalConfig {
-    pub const DEFAULT_THREADS: usize = 2;
-    pub const DEFAULT_MAX_BATCH: usize = 8;
-    pub const DEFAULT_QUEUE: usize = 32;
-}
 
 fn count(
     errors: &mut Errors,

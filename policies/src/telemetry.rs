@@ -2,35 +2,9 @@
 //! conventions), over OTLP/HTTP with protobuf bodies.
 
 use crate::error::Errors;
+use crate::model::TelemetryConfig;
 use crate::raw::RawTelemetry;
 use crate::values;
-
-/// Where spans go and what they may carry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TelemetryConfig {
-    /// The collector's base URL, e.g. `http://127.0.0.1:4318`; spans are posted to
-    /// `<endpoint>/v1/traces`. Plain http only (the exporter has no TLS): a local
-    /// OpenTelemetry Collector forwards further. Without it nothing is exported.
-    pub otlp_endpoint: Option<String>,
-    /// `service.name` of the exported resource. Default `sluicegate`.
-    pub service_name: String,
-    /// Put the request's messages and the reply in the span (`gen_ai.input.messages`,
-    /// `gen_ai.output.messages`). Off by default: prompts often hold personal data.
-    pub capture_content: bool,
-    /// How often finished spans are sent. Default 5 s.
-    pub export_interval: std::time::Duration,
-}
-
-impl Default for TelemetryConfig {
-    fn default() -> Self {
-        TelemetryConfig {
-            otlp_endpoint: None,
-            service_name: "sluicegate".to_owned(),
-            capture_content: false,
-            export_interval: std::time::Duration::from_secs(5),
-        }
-    }
-}
 
 pub(crate) fn telemetry(raw: Option<RawTelemetry>, errors: &mut Errors) -> TelemetryConfig {
     let raw = raw.unwrap_or_default();
