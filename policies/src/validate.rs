@@ -10,7 +10,7 @@ use crate::model::{
     ServerConfig, Timeouts,
 };
 use crate::raw::{RawBackend, RawLedger, RawPolicy, RawRoute, RawServer};
-use crate::{classifier, rules, values};
+use crate::{classifier, local, prices, rules, telemetry, values};
 
 /// The model name clients send to let the policy choose; no route may use it.
 pub const AUTO_MODEL: &str = "auto";
@@ -44,7 +44,7 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, PolicyErrors> {
     let ledger = ledger(raw.ledger.unwrap_or_default(), &route_names, &mut errors);
     let classifier = classifier::classifier(raw.classifier, raw.classes, &route_names, &mut errors);
     classifier::check_rules(&routing, classifier.as_ref(), &mut errors);
-    let telemetry = crate::telemetry::telemetry(raw.telemetry, &mut errors);
+    let telemetry = telemetry::telemetry(raw.telemetry, &mut errors);
 
     if errors.0.is_empty() {
         Ok(Policy {
@@ -138,7 +138,7 @@ fn backend(name: &str, raw: &RawBackend, errors: &mut Errors) -> BackendConfig {
     let path = join("backends", name);
     errors.check(&path, values::name("backend", name));
     if let RawBackend::Local(local) = raw {
-        return crate::local::backend(name, &path, local, errors);
+        return local::backend(name, &path, local, errors);
     }
     let at = |key: &str| join(&path, key);
     let common = raw.common();
@@ -252,7 +252,7 @@ fn route(
             Some(RawBackend::Anthropic(b)) => b.model.as_deref(),
             _ => None,
         };
-        if let Some(bundled) = remote_model.and_then(crate::prices::bundled) {
+        if let Some(bundled) = remote_model.and_then(prices::bundled) {
             price = bundled;
             price_source = PriceSource::Bundled;
         }
