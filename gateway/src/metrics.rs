@@ -1,6 +1,9 @@
 //! Prometheus metrics (OpenMetrics text on `GET /metrics`), fed from ledger rows so the two
 //! always agree. Labels are bounded: route, backend, class and status come from the policy
 //! and HTTP, never from client-chosen strings.
+//!
+//! [`Metrics`] is the ledger's [`RowObserver`]: this module depends on the ledger, never the
+//! reverse.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 use rust_decimal::prelude::ToPrimitive;
 
-use crate::ledger::LedgerRow;
+use crate::ledger::{LedgerRow, RowObserver};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -211,5 +214,11 @@ impl Metrics {
             tracing::error!(error = %e, "could not encode metrics");
         }
         out
+    }
+}
+
+impl RowObserver for Metrics {
+    fn observe(&self, row: &LedgerRow, reference_route: Option<&str>) {
+        Metrics::observe(self, row, reference_route);
     }
 }

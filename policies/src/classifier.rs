@@ -20,106 +20,12 @@
 //! it is parsed from text ([`crate::parse`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use serde::Deserialize;
-
-use crate::error::join;
-use crate::model::RoutingPolicy;
-use crate::validate::Errors;
+use crate::error::{join, Errors};
+use crate::model::{ClassConfig, ClassifierConfig, ClassifierInput, ExampleMatch, RoutingPolicy};
+use crate::raw::{RawClass, RawClassifier};
 use crate::values;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawClassifier {
-    pub encoder: Option<String>,
-    pub head: Option<String>,
-    pub on_classifier_error: Option<String>,
-    pub input: Option<String>,
-    #[serde(rename = "match")]
-    pub matching: Option<String>,
-    pub k: Option<i64>,
-    pub timeout: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawClass {
-    pub examples: Option<Vec<String>>,
-    pub description: Option<String>,
-}
-
-/// The validated `[classifier]` table with its classes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClassifierConfig {
-    /// The encoder directory.
-    pub encoder: PathBuf,
-    /// A trained head; when given it decides the class (its labels are the classes).
-    pub head: Option<PathBuf>,
-    /// The route used when the classifier is loading, down, overloaded or too slow.
-    pub on_error: String,
-    pub input: ClassifierInput,
-    pub matching: ExampleMatch,
-    /// Per-request deadline, queueing included. Default 250 ms.
-    pub timeout: Duration,
-    /// Classes declared by examples.
-    pub classes: BTreeMap<String, ClassConfig>,
-}
-
-impl ClassifierConfig {
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
-
-    /// Makes relative paths relative to `dir`.
-    pub fn resolve_paths(&mut self, dir: &Path) {
-        if self.encoder.is_relative() {
-            self.encoder = dir.join(&self.encoder);
-        }
-        if let Some(head) = self.head.as_mut().filter(|h| h.is_relative()) {
-            *head = dir.join(&*head);
-        }
-    }
-}
-
-/// What text of a request is classified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClassifierInput {
-    /// The last user message, preceded by the system prompt if any (default).
-    #[default]
-    LastUserAndSystem,
-    /// The last user message only.
-    LastUser,
-    /// Every message's text.
-    Conversation,
-}
-
-/// How a request is compared with class examples.
-///
-/// Measured on banking77 (`sluicegate router eval --few-shot-from`): with 5 examples a class,
-/// centroid 75.8% vs 3-nearest 74.7%; with 20, centroid 82.8% vs 3-nearest 87.6%.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ExampleMatch {
-    /// Centroid while classes have fewer than [`ExampleMatch::AUTO_KNN_FROM`] examples on
-    /// average, else 3-nearest (default).
-    #[default]
-    Auto,
-    /// Similarity to each class's centroid.
-    Centroid,
-    /// Mean similarity of the `k` nearest examples of each class.
-    Knn(usize),
-}
-
-impl ExampleMatch {
-    /// Average examples per class from which `Auto` uses 3-nearest.
-    pub const AUTO_KNN_FROM: usize = 10;
-}
-
-/// One `[classes.NAME]` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClassConfig {
-    pub examples: Vec<String>,
-    pub description: Option<String>,
-}
 
 pub(crate) fn classifier(
     raw: Option<RawClassifier>,

@@ -90,6 +90,39 @@ impl fmt::Display for PolicyErrors {
 
 impl std::error::Error for PolicyErrors {}
 
+/// Collects problems; values produced alongside are only used when none were found.
+#[derive(Debug, Default)]
+pub(crate) struct Errors(pub Vec<PolicyError>);
+
+impl Errors {
+    pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(PolicyError::new(path, message));
+    }
+
+    /// An optional text key that, when given, must not be blank: `None` when it is missing
+    /// or blank (a blank one is recorded as an error at `path`).
+    pub fn non_blank(&mut self, path: &str, value: Option<String>) -> Option<String> {
+        match value {
+            Some(v) if v.trim().is_empty() => {
+                self.push(path, "must not be empty");
+                None
+            }
+            v => v,
+        }
+    }
+
+    /// Records the error of `result` at `path`; returns the value, if any.
+    pub fn check<T>(&mut self, path: &str, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.push(path, message);
+                None
+            }
+        }
+    }
+}
+
 /// Formats one TOML key so that the path can be pasted back into a TOML file:
 /// bare keys as they are, anything else quoted.
 pub(crate) fn toml_key(key: &str) -> String {

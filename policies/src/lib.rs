@@ -8,6 +8,24 @@
 //! let policy = sluicegate_policies::parse(sluicegate_policies::DEFAULT_POLICY).unwrap();
 //! assert_eq!(policy.routing.default, "local");
 //! ```
+//!
+//! # Module layering
+//!
+//! Each module imports only from those listed above it (leaves first), so the
+//! module graph has no cycle:
+//!
+//! 1. `error`: [`PolicyError`], [`PolicyErrors`], key-path joining, and the
+//!    `Errors` collector of phase 2. Imports nothing from the crate.
+//! 2. `model`: the validated types (`model/routing.rs` holds the rules and the
+//!    classifier). Plain data; imports nothing from the crate.
+//! 3. [`raw`]: every phase-1 serde struct, sections included; `error`.
+//! 4. `values`: phase-2 checks of single scalars; `raw` (for `RawSize`).
+//! 5. [`prices`]: the bundled price table; `model`.
+//! 6. The sections' phase 2, one function (or two) each: `rules`, `classifier`,
+//!    `local`, `telemetry`; `error`, `raw`, `model`, `values`.
+//! 7. `validate`: phase-2 orchestration (server, backends, routes, ledger, and
+//!    the sections in turn); all of the above.
+//! 8. This file: re-exports, [`parse`] and [`load`]. Tests (`tests/`) sit here too.
 
 mod classifier;
 mod error;
@@ -25,18 +43,14 @@ mod tests;
 
 use std::path::Path;
 
-pub use classifier::{
-    ClassConfig, ClassifierConfig, ClassifierInput, ExampleMatch, RawClass, RawClassifier,
-};
 pub use error::{PolicyError, PolicyErrors};
-pub use local::{ContextOverflow, LocalConfig, LocalWeights, RawLocal};
 pub use model::{
-    BackendConfig, BackendKind, Conditions, HeaderMatch, LedgerConfig, Policy, Price, PriceSource,
-    RouteConfig, RoutingPolicy, Rule, ServerConfig, Timeouts,
+    BackendConfig, BackendKind, ClassConfig, ClassifierConfig, ClassifierInput, Conditions,
+    ContextOverflow, ExampleMatch, HeaderMatch, LedgerConfig, LocalConfig, LocalWeights, Policy,
+    Price, PriceSource, RouteConfig, RoutingPolicy, Rule, ServerConfig, TelemetryConfig, Timeouts,
 };
-pub use raw::RawPolicy;
+pub use raw::{RawClass, RawClassifier, RawLocal, RawPolicy, RawTelemetry};
 pub use rules::RESERVED_RULE_NAMES;
-pub use telemetry::{RawTelemetry, TelemetryConfig};
 pub use validate::{validate, AUTO_MODEL};
 
 /// The embedded default policy (`examples/default.toml`).

@@ -2,86 +2,12 @@
 
 use std::path::PathBuf;
 
-use rust_decimal::Decimal;
-use serde::Deserialize;
-
-use crate::error::join;
-use crate::model::{BackendConfig, BackendKind, Timeouts};
-use crate::raw::RawDecimal;
-use crate::validate::Errors;
+use crate::error::{join, Errors};
+use crate::model::{
+    BackendConfig, BackendKind, ContextOverflow, LocalConfig, LocalWeights, Timeouts,
+};
+use crate::raw::RawLocal;
 use crate::values;
-
-/// The keys of a `kind = "local"` backend, as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawLocal {
-    pub gguf: Option<String>,
-    pub model: Option<String>,
-    pub cost_per_hour: Option<RawDecimal>,
-    pub threads: Option<i64>,
-    pub max_batch: Option<i64>,
-    pub queue: Option<i64>,
-    pub max_wait_ms: Option<i64>,
-    pub context: Option<i64>,
-    pub on_context_overflow: Option<String>,
-    pub system_prompt: Option<String>,
-    pub weights: Option<String>,
-}
-
-/// What a local backend does with a prompt longer than its context.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ContextOverflow {
-    /// Answer 400 `context_length_exceeded` (`"reject"`, the default).
-    #[default]
-    Reject,
-    /// Fail over to the route's fallback (`"fallback"`).
-    Fallback,
-}
-
-/// How a local model's weights are held in memory.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum LocalWeights {
-    /// Formats without a fast kernel here (Q4_0, Q5_0, Q5_1) re-quantised to Q8_0 at load;
-    /// Q4_1 and Q8_0 are kept as stored (`"q8_0"`, the default).
-    #[default]
-    Q8_0,
-    /// As stored in the file (`"as-stored"`).
-    AsStored,
-}
-
-/// The settings of a local backend, defaults resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalConfig {
-    /// The GGUF file; a relative path is relative to the working directory.
-    pub gguf: PathBuf,
-    /// The model name reported in responses. Default: the file name without `.gguf`.
-    pub model: String,
-    /// What the box costs per hour in USD, for pricing local requests. Default 0.
-    pub cost_per_hour: Decimal,
-    /// Threads for the model's matmuls. Default 2.
-    pub threads: usize,
-    /// Sequences decoded together. Default 8.
-    pub max_batch: usize,
-    /// Requests that may wait for a slot; more are refused with 429. Default 32.
-    pub queue: usize,
-    /// A request whose estimated wait for a slot is longer is refused at once with 429 and
-    /// `retry-after` (the gateway then tries the route's fallback). Default: no limit but
-    /// `queue`.
-    pub max_wait: Option<std::time::Duration>,
-    /// Context window in tokens; the model's own when not given (and never more).
-    pub context: Option<u32>,
-    pub on_context_overflow: ContextOverflow,
-    /// Used as the system message of conversations that have none. Default: none, so the
-    /// model's chat template decides (SmolLM2's inserts its own default system prompt).
-    pub system_prompt: Option<String>,
-    pub weights: LocalWeights,
-}
-
-impl LocalConfig {
-    pub const DEFAULT_THREADS: usize = 2;
-    pub const DEFAULT_MAX_BATCH: usize = 8;
-    pub const DEFAULT_QUEUE: usize = 32;
-}
 
 fn count(
     errors: &mut Errors,
@@ -223,77 +149,5 @@ pub(crate) fn backend(
         name: name.to_owned(),
         kind: BackendKind::Local(Box::new(config)),
         timeouts: Timeouts::default(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tests::{assert_has, errors};
-
-    const LOCAL: &str = r#"
-[backends.smol]
-kind = "local"
-gguf = "models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-cost_per_hour = "0.05"
-threads = 2
-
-[routes.small]
-backend = "smol"
-
-[policy]
-default = "small"
-"#;
-
-    #[test]
-    fn a_local_backend_gets_its_defaults() {
-        let p = crate::parse(LOCAL).unwrap();
-        let b = &p.backends["smol"];
-        assert_eq!(b.kind.kind_name(), "local");
-        assert_eq!(b.kind.upstream_model(), "SmolLM2-135M-Instruct.Q4_1");
-        assert_eq!(b.kind.api_key_env(), None);
-        let BackendKind::Local(c) = &b.kind else {
-            panic!("{:?}", b.kind)
-        };
-        assert_eq!(c.cost_per_hour, "0.05".parse::<Decimal>().unwrap());
-        assert_eq!(
-            (c.threads, c.max_batch, c.queue, c.max_wait, c.context),
-            (2, 8, 32, None, None)
-        );
-        let p = crate::parse(&LOCAL.replace("threads = 2", "max_wait_ms = 1500")).unwrap();
-        let BackendKind::Local(c) = &p.backends["smol"].kind else {
-            panic!()
-        };
-        assert_eq!(c.max_wait, Some(std::time::Duration::from_millis(1500)));
-        assert_eq!(c.on_context_overflow, ContextOverflow::Reject);
-        assert_eq!(c.weights, LocalWeights::Q8_0);
-        assert_eq!(c.system_prompt, None);
-    }
-
-    #[test]
-    fn every_bad_local_key_is_reported() {
-        let src = LOCAL.replace(
-            "threads = 2",
-            "threads = 0\nmax_batch = 1000\ncontext = 4\non_context_overflow = \"drop\"\n\
-             max_wait_ms = 0\n\
-             weights = \"f16\"\ncost_per_hour = \"-1\"",
-        );
-        let src = src.replace("cost_per_hour = \"0.05\"\n", "");
-        let e = errors(&src);
-        assert_has(&e, "backends.smol.threads", "between 1 and 256");
-        assert_has(&e, "backends.smol.max_batch", "between 1 and 256");
-        assert_has(&e, "backends.smol.context", "at least 16");
-        assert_has(&e, "backends.smol.max_wait_ms", "between 1 and 3600000");
-        assert_has(&e, "backends.smol.on_context_overflow", "\"fallback\"");
-        assert_has(&e, "backends.smol.weights", "\"as-stored\"");
-        assert_has(&e, "backends.smol.cost_per_hour", "negative");
-        let e = errors(&LOCAL.replace("gguf = ", "model = "));
-        assert_has(&e, "backends.smol.gguf", "missing");
-    }
-
-    #[test]
-    fn remote_only_keys_are_unknown_on_a_local_backend() {
-        let e = errors(&LOCAL.replace("threads = 2", "api_key_env = \"X\""));
-        assert!(e.to_string().contains("api_key_env"), "{e}");
     }
 }

@@ -9,6 +9,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use crate::error::{from_serde, PolicyError};
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {
@@ -19,10 +21,10 @@ pub struct RawPolicy {
     pub routes: BTreeMap<String, RawRoute>,
     pub policy: Option<RawRouting>,
     pub ledger: Option<RawLedger>,
-    pub classifier: Option<crate::classifier::RawClassifier>,
-    pub telemetry: Option<crate::telemetry::RawTelemetry>,
+    pub classifier: Option<RawClassifier>,
+    pub telemetry: Option<RawTelemetry>,
     #[serde(default)]
-    pub classes: BTreeMap<String, crate::classifier::RawClass>,
+    pub classes: BTreeMap<String, RawClass>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,7 +56,7 @@ pub enum RawBackend {
     #[serde(rename = "anthropic")]
     Anthropic(RawAnthropic),
     #[serde(rename = "local")]
-    Local(crate::local::RawLocal),
+    Local(RawLocal),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +81,23 @@ pub struct RawAnthropic {
     pub connect_timeout: Option<String>,
     pub first_byte_timeout: Option<String>,
     pub total_timeout: Option<String>,
+}
+
+/// The keys of a `kind = "local"` backend, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocal {
+    pub gguf: Option<String>,
+    pub model: Option<String>,
+    pub cost_per_hour: Option<RawDecimal>,
+    pub threads: Option<i64>,
+    pub max_batch: Option<i64>,
+    pub queue: Option<i64>,
+    pub max_wait_ms: Option<i64>,
+    pub context: Option<i64>,
+    pub on_context_overflow: Option<String>,
+    pub system_prompt: Option<String>,
+    pub weights: Option<String>,
 }
 
 /// The keys every backend kind shares, borrowed from either variant.
@@ -175,6 +194,38 @@ pub struct RawWhen {
 pub struct RawHeaderMatch {
     pub name: Option<String>,
     pub equals: Option<String>,
+}
+
+/// `[classifier]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClassifier {
+    pub encoder: Option<String>,
+    pub head: Option<String>,
+    pub on_classifier_error: Option<String>,
+    pub input: Option<String>,
+    #[serde(rename = "match")]
+    pub matching: Option<String>,
+    pub k: Option<i64>,
+    pub timeout: Option<String>,
+}
+
+/// One `[classes.NAME]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClass {
+    pub examples: Option<Vec<String>>,
+    pub description: Option<String>,
+}
+
+/// `[telemetry]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    pub otlp_endpoint: Option<String>,
+    pub service_name: Option<String>,
+    pub capture_content: Option<bool>,
+    pub export_interval: Option<String>,
 }
 
 /// A size: an integer number of bytes or a string such as `"4MiB"`.
@@ -293,7 +344,6 @@ impl<'de> Deserialize<'de> for RawModels {
 
 /// Phase 1: syntax, unknown keys and types. Fails on the first problem,
 /// located by its key path.
-pub fn from_str(src: &str) -> Result<RawPolicy, crate::PolicyError> {
-    serde_path_to_error::deserialize(toml::Deserializer::new(src))
-        .map_err(|e| crate::error::from_serde(src, e))
+pub fn from_str(src: &str) -> Result<RawPolicy, PolicyError> {
+    serde_path_to_error::deserialize(toml::Deserializer::new(src)).map_err(|e| from_serde(src, e))
 }

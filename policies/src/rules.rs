@@ -2,10 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::error::join;
+use crate::error::{join, Errors};
 use crate::model::{Conditions, HeaderMatch, RoutingPolicy, Rule};
 use crate::raw::{RawRouteHeader, RawRouting, RawRule, RawWhen};
-use crate::validate::Errors;
 use crate::values;
 
 /// Names the router reports for its built-in decision steps; a policy rule

@@ -4,49 +4,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::error::join;
+use crate::error::{join, Errors, PolicyErrors};
 use crate::model::{
     BackendConfig, BackendKind, LedgerConfig, Policy, Price, PriceSource, RouteConfig,
     ServerConfig, Timeouts,
 };
 use crate::raw::{RawBackend, RawLedger, RawPolicy, RawRoute, RawServer};
-use crate::{classifier, rules, values, PolicyError, PolicyErrors};
+use crate::{classifier, local, prices, rules, telemetry, values};
 
 /// The model name clients send to let the policy choose; no route may use it.
 pub const AUTO_MODEL: &str = "auto";
-
-/// Collects problems; values produced alongside are only used when none were found.
-#[derive(Debug, Default)]
-pub(crate) struct Errors(pub Vec<PolicyError>);
-
-impl Errors {
-    pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(PolicyError::new(path, message));
-    }
-
-    /// An optional text key that, when given, must not be blank: `None` when it is missing
-    /// or blank (a blank one is recorded as an error at `path`).
-    pub fn non_blank(&mut self, path: &str, value: Option<String>) -> Option<String> {
-        match value {
-            Some(v) if v.trim().is_empty() => {
-                self.push(path, "must not be empty");
-                None
-            }
-            v => v,
-        }
-    }
-
-    /// Records the error of `result` at `path`; returns the value, if any.
-    pub fn check<T>(&mut self, path: &str, result: Result<T, String>) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(message) => {
-                self.push(path, message);
-                None
-            }
-        }
-    }
-}
 
 /// Validates a phase-1 policy, reporting every problem found.
 pub fn validate(raw: RawPolicy) -> Result<Policy, PolicyErrors> {
@@ -77,7 +44,7 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, PolicyErrors> {
     let ledger = ledger(raw.ledger.unwrap_or_default(), &route_names, &mut errors);
     let classifier = classifier::classifier(raw.classifier, raw.classes, &route_names, &mut errors);
     classifier::check_rules(&routing, classifier.as_ref(), &mut errors);
-    let telemetry = crate::telemetry::telemetry(raw.telemetry, &mut errors);
+    let telemetry = telemetry::telemetry(raw.telemetry, &mut errors);
 
     if errors.0.is_empty() {
         Ok(Policy {
@@ -171,7 +138,7 @@ fn backend(name: &str, raw: &RawBackend, errors: &mut Errors) -> BackendConfig {
     let path = join("backends", name);
     errors.check(&path, values::name("backend", name));
     if let RawBackend::Local(local) = raw {
-        return crate::local::backend(name, &path, local, errors);
+        return local::backend(name, &path, local, errors);
     }
     let at = |key: &str| join(&path, key);
     let common = raw.common();
@@ -285,7 +252,7 @@ fn route(
             Some(RawBackend::Anthropic(b)) => b.model.as_deref(),
             _ => None,
         };
-        if let Some(bundled) = remote_model.and_then(crate::prices::bundled) {
+        if let Some(bundled) = remote_model.and_then(prices::bundled) {
             price = bundled;
             price_source = PriceSource::Bundled;
         }

@@ -5,6 +5,10 @@
 //! - [`Ledger::record`] queues it without waiting (an unbounded channel: nothing is dropped);
 //! - the writer task drains the queue in batches into the [`Store`] (SQLite by default,
 //!   PostgreSQL for a `postgres://` URL) and is flushed on shutdown ([`LedgerWriter::close`]).
+//!
+//! Each recorded row is also shown to a [`RowObserver`], the Prometheus metrics, which the
+//! stack (owning both) hands to [`Ledger::start`]. The ledger never imports the metrics: they
+//! depend on the ledger (for [`LedgerRow`] and to implement [`RowObserver`]), not the reverse.
 
 mod layer;
 mod outcome;
@@ -23,8 +27,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::metrics::Metrics;
-
 pub use layer::{LedgerLayer, LedgerService};
 pub use outcome::{Outcome, OutcomeHandle, RequestParams};
 pub use row::{compute_cost, cost, LedgerRow, Pricing};
@@ -32,6 +34,12 @@ pub use store::Store;
 
 /// Most rows written in one transaction.
 const MAX_BATCH: usize = 512;
+
+/// Told of every row when [`Ledger::record`] queues it (the gateway's metrics).
+pub trait RowObserver: std::fmt::Debug + Send + Sync + 'static {
+    /// `reference_route` is the policy's `ledger.reference_route`.
+    fn observe(&self, row: &LedgerRow, reference_route: Option<&str>);
+}
 
 /// The request path's side of the ledger. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -43,7 +51,7 @@ pub struct Ledger {
     store_content: bool,
     reference_route: Option<String>,
     reference: Option<Price>,
-    metrics: Metrics,
+    observer: Arc<dyn RowObserver>,
     store: Store,
 }
 
@@ -56,8 +64,12 @@ pub struct LedgerWriter {
 }
 
 impl Ledger {
-    /// Starts the writer over `store`, with the policy's prices.
-    pub fn start(store: Store, policy: &Policy, metrics: Metrics) -> (Ledger, LedgerWriter) {
+    /// Starts the writer over `store`, with the policy's prices; `observer` sees every row.
+    pub fn start(
+        store: Store,
+        policy: &Policy,
+        observer: impl RowObserver,
+    ) -> (Ledger, LedgerWriter) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (close, closing) = oneshot::channel();
         let task = tokio::spawn(write_loop(store.clone(), rx, closing));
@@ -86,7 +98,7 @@ impl Ledger {
             store_content: policy.ledger.store_content,
             reference_route,
             reference,
-            metrics,
+            observer: Arc::new(observer),
             store,
         };
         (ledger, LedgerWriter { close, task })
@@ -94,7 +106,7 @@ impl Ledger {
 
     /// Queues a row; never blocks.
     pub fn record(&self, row: LedgerRow) {
-        self.metrics.observe(&row, self.reference_route.as_deref());
+        self.observer.observe(&row, self.reference_route.as_deref());
         if self.tx.send(row).is_err() {
             tracing::error!("ledger writer has stopped; a row was not recorded");
         }

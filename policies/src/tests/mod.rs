@@ -1,8 +1,10 @@
 mod classifier;
 mod examples;
+mod local;
 mod phase1;
 mod phase2;
 mod server;
+mod telemetry;
 mod values;
 
 use crate::{PolicyError, PolicyErrors};

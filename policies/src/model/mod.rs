@@ -1,10 +1,21 @@
 //! The validated policy: every default resolved, every cross-reference checked.
+//!
+//! Plain data: this module imports nothing from the rest of the crate. The `[policy]`
+//! rules and the `[classifier]` whose signals they use are in `routing.rs`.
+
+mod routing;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
+
+pub use routing::{
+    ClassConfig, ClassifierConfig, ClassifierInput, Conditions, ExampleMatch, HeaderMatch,
+    RoutingPolicy, Rule,
+};
 
 /// A fully validated routing policy.
 #[derive(Debug, Clone)]
@@ -17,9 +28,9 @@ pub struct Policy {
     pub routing: RoutingPolicy,
     pub ledger: LedgerConfig,
     /// The on-box classifier, when configured.
-    pub classifier: Option<crate::classifier::ClassifierConfig>,
+    pub classifier: Option<ClassifierConfig>,
     /// OpenTelemetry export (off without an endpoint).
-    pub telemetry: crate::telemetry::TelemetryConfig,
+    pub telemetry: TelemetryConfig,
 }
 
 /// `[ledger]`: where request rows go and what savings are measured against.
@@ -150,7 +161,7 @@ pub enum BackendKind {
         version: String,
     },
     /// A GGUF chat model served in this process.
-    Local(Box<crate::local::LocalConfig>),
+    Local(Box<LocalConfig>),
 }
 
 impl BackendKind {
@@ -195,6 +206,61 @@ impl BackendKind {
     }
 }
 
+/// What a local backend does with a prompt longer than its context.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ContextOverflow {
+    /// Answer 400 `context_length_exceeded` (`"reject"`, the default).
+    #[default]
+    Reject,
+    /// Fail over to the route's fallback (`"fallback"`).
+    Fallback,
+}
+
+/// How a local model's weights are held in memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LocalWeights {
+    /// Formats without a fast kernel here (Q4_0, Q5_0, Q5_1) re-quantised to Q8_0 at load;
+    /// Q4_1 and Q8_0 are kept as stored (`"q8_0"`, the default).
+    #[default]
+    Q8_0,
+    /// As stored in the file (`"as-stored"`).
+    AsStored,
+}
+
+/// The settings of a local backend, defaults resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalConfig {
+    /// The GGUF file; a relative path is relative to the working directory.
+    pub gguf: PathBuf,
+    /// The model name reported in responses. Default: the file name without `.gguf`.
+    pub model: String,
+    /// What the box costs per hour in USD, for pricing local requests. Default 0.
+    pub cost_per_hour: Decimal,
+    /// Threads for the model's matmuls. Default 2.
+    pub threads: usize,
+    /// Sequences decoded together. Default 8.
+    pub max_batch: usize,
+    /// Requests that may wait for a slot; more are refused with 429. Default 32.
+    pub queue: usize,
+    /// A request whose estimated wait for a slot is longer is refused at once with 429 and
+    /// `retry-after` (the gateway then tries the route's fallback). Default: no limit but
+    /// `queue`.
+    pub max_wait: Option<std::time::Duration>,
+    /// Context window in tokens; the model's own when not given (and never more).
+    pub context: Option<u32>,
+    pub on_context_overflow: ContextOverflow,
+    /// Used as the system message of conversations that have none. Default: none, so the
+    /// model's chat template decides (SmolLM2's inserts its own default system prompt).
+    pub system_prompt: Option<String>,
+    pub weights: LocalWeights,
+}
+
+impl LocalConfig {
+    pub const DEFAULT_THREADS: usize = 2;
+    pub const DEFAULT_MAX_BATCH: usize = 8;
+    pub const DEFAULT_QUEUE: usize = 32;
+}
+
 /// One `[routes.<name>]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
@@ -228,72 +294,29 @@ pub struct Price {
     pub output_per_mtok: Decimal,
 }
 
-/// The `[policy]` table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RoutingPolicy {
-    /// The route used when nothing else decides.
-    pub default: String,
-    /// Lower-case header name that lets a client pick a route explicitly.
-    /// Default `Some("x-sluicegate-route")`; `route_header = false` disables it.
-    pub route_header: Option<String>,
-    /// Whether a request whose `model` is a route name goes to that route. Default true.
-    pub honor_model: bool,
-    /// Evaluated in order; the first rule whose conditions all hold wins.
-    pub rules: Vec<Rule>,
-}
-
-impl RoutingPolicy {
-    pub const DEFAULT_ROUTE_HEADER: &'static str = "x-sluicegate-route";
-}
-
-/// One `[[policy.rules]]` entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rule {
-    pub name: String,
-    /// An existing route name.
-    pub route: String,
-    pub when: Conditions,
-}
-
-/// A rule's conditions. All given conditions must hold; none given means always.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Conditions {
-    /// The request's `model` is one of these (never an empty list).
-    pub model: Option<Vec<String>>,
-    pub header: Option<HeaderMatch>,
-    /// Estimated prompt tokens `>=` this.
-    pub min_prompt_tokens: Option<u32>,
-    /// Estimated prompt tokens `<=` this.
-    pub max_prompt_tokens: Option<u32>,
-    /// The request does (true) or does not (false) offer tools.
-    pub has_tools: Option<bool>,
-    /// The classifier's class is one of these (never an empty list).
-    pub class: Option<Vec<String>>,
-    /// The classifier's confidence `>=` this (in `0..=1`).
-    pub min_confidence: Option<f32>,
-    /// The classifier's confidence `<` this (in `0..=1`): "unsure" requests.
-    pub max_confidence: Option<f32>,
-}
-
-impl Conditions {
-    /// True when no condition is given, i.e. the rule always matches.
-    pub fn is_empty(&self) -> bool {
-        self.model.is_none()
-            && self.header.is_none()
-            && self.min_prompt_tokens.is_none()
-            && self.max_prompt_tokens.is_none()
-            && self.has_tools.is_none()
-            && self.class.is_none()
-            && self.min_confidence.is_none()
-            && self.max_confidence.is_none()
-    }
-}
-
-/// A header condition: case-insensitive name, exact value.
+/// The `[telemetry]` table: where spans go and what they may carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeaderMatch {
-    /// Lower-case header name.
-    pub name: String,
-    /// `None` means "the header is present", with any value.
-    pub equals: Option<String>,
+pub struct TelemetryConfig {
+    /// The collector's base URL, e.g. `http://127.0.0.1:4318`; spans are posted to
+    /// `<endpoint>/v1/traces`. Plain http only (the exporter has no TLS): a local
+    /// OpenTelemetry Collector forwards further. Without it nothing is exported.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported resource. Default `sluicegate`.
+    pub service_name: String,
+    /// Put the request's messages and the reply in the span (`gen_ai.input.messages`,
+    /// `gen_ai.output.messages`). Off by default: prompts often hold personal data.
+    pub capture_content: bool,
+    /// How often finished spans are sent. Default 5 s.
+    pub export_interval: std::time::Duration,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            service_name: "sluicegate".to_owned(),
+            capture_content: false,
+            export_interval: std::time::Duration::from_secs(5),
+        }
+    }
 }
