@@ -88,7 +88,10 @@ pub fn app(state: AppState, ledger: Option<Ledger>) -> Router {
     let usage_store = ledger.as_ref().map(|l| l.store().clone());
     let recorded = ledger
         .map_or_else(LedgerLayer::disabled, LedgerLayer::new)
-        .with_telemetry(ctx.state.telemetry.clone());
+        .with_telemetry(
+            (ctx.state.telemetry.clone())
+                .map(|t| Arc::new(t) as Arc<dyn crate::ledger::FinishedObserver>),
+        );
     let api = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))

@@ -7,7 +7,7 @@
 //! policy sets `telemetry.capture_content`.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use opentelemetry::trace::{Span, SpanKind, Status, Tracer, TracerProvider};
 use opentelemetry::{Array, KeyValue, StringValue, Value};
@@ -17,7 +17,7 @@ use opentelemetry_sdk::Resource;
 use serde_json::json;
 use sluicegate_policies::TelemetryConfig;
 
-use crate::ledger::{LedgerRow, Outcome};
+use crate::ledger::{Finished, FinishedObserver};
 
 /// The span exporter; cheap to clone.
 #[derive(Debug, Clone)]
@@ -28,18 +28,6 @@ struct Inner {
     provider: SdkTracerProvider,
     tracer: opentelemetry_sdk::trace::Tracer,
     capture_content: bool,
-}
-
-/// One finished request, as the span needs it.
-#[derive(Debug)]
-pub struct Finished<'a> {
-    pub request_id: &'a str,
-    pub arrived: SystemTime,
-    pub latency: Duration,
-    pub status: u16,
-    pub outcome: &'a Outcome,
-    /// The ledger's row, when a ledger is on (adds cost).
-    pub row: Option<&'a LedgerRow>,
 }
 
 impl Telemetry {
@@ -227,7 +215,10 @@ fn input_messages(openai: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::time::SystemTime;
+
     use super::*;
+    use crate::ledger::Outcome;
 
     fn finished(outcome: &Outcome, status: u16) -> Vec<KeyValue> {
         let f = Finished {
@@ -299,5 +290,11 @@ mod tests {
         let a = attributes(&f, String::new(), false);
         assert!(get(&a, "gen_ai.output.messages").is_none());
         assert!(get(&a, "gen_ai.input.messages").is_none());
+    }
+}
+
+impl FinishedObserver for Telemetry {
+    fn finished(&self, f: &Finished<'_>) {
+        self.record(f)
     }
 }

@@ -19,12 +19,16 @@ use crate::engine::{Engine, EngineConfig, Event, Job, SamplingParams, SubmitErro
 use crate::params::{self, invalid};
 use crate::template::ChatTemplate;
 use crate::tokenizer::GgufTokenizer;
-use crate::{ContextOverflow, LocalError, LocalOptions};
+use crate::{ContextOverflow, Defaults, LocalError, LocalOptions};
 
 /// A GGUF chat model answering in this process. See the [crate docs](crate).
 #[derive(Debug)]
 pub struct LocalBackend {
     opts: LocalOptions,
+    /// Sampling for fields the request leaves out, and its output cap when it sets none:
+    /// the policy's `defaults`, else the GGUF's recommendation, else built-in values.
+    sampling: SamplingParams,
+    max_tokens: u32,
     prompter: Prompter,
     engine: Engine,
     context: usize,
@@ -97,6 +101,7 @@ impl LocalBackend {
             tokenizer.eos_token.as_deref(),
         )?);
         let model_context = crate::model::Config::from_gguf(&ct)?.context;
+        let defaults = opts.defaults.clone().or(Defaults::from_gguf(&ct));
         let context = opts.context.unwrap_or(model_context).min(model_context);
         drop(ct);
         let engine = Engine::start(
@@ -115,6 +120,8 @@ impl LocalBackend {
             system_prompt: opts.system_prompt.clone(),
         };
         Ok(LocalBackend {
+            sampling: defaults.sampling(),
+            max_tokens: defaults.max_tokens(),
             opts,
             prompter,
             engine,
@@ -152,7 +159,7 @@ impl LocalBackend {
 
     /// Validates the request, renders the chat template and tokenizes the prompt.
     pub fn prepare(&self, request: &ChatRequest) -> Result<Prepared, BackendError> {
-        let (sampling, max, stop) = params::settings(request, &self.opts.sampling, &self.ids)?;
+        let (sampling, max, stop) = params::settings(request, &self.sampling, &self.ids)?;
         let prompt = self
             .prompter
             .encode(&request.messages, request.tools.as_deref())?;
@@ -183,7 +190,9 @@ impl LocalBackend {
             });
         }
         let room = self.context - prompt.len();
-        let max_tokens = max.map_or(room, |m| (m as usize).min(room));
+        // A request without `max_tokens` gets the backend's cap; one that asks may have up
+        // to what the context leaves.
+        let max_tokens = (max.unwrap_or(self.max_tokens) as usize).min(room);
         Ok(Prepared {
             prompt,
             sampling,
@@ -198,7 +207,7 @@ impl LocalBackend {
         request: &ChatRequest,
     ) -> Result<(UnboundedReceiver<Event>, u32), BackendError> {
         self.check_available()?;
-        let (sampling, max, stop) = params::settings(request, &self.opts.sampling, &self.ids)?;
+        let (sampling, max, stop) = params::settings(request, &self.sampling, &self.ids)?;
         let prompter = self.prompter.clone();
         let messages = request.messages.clone();
         let tools = request.tools.clone();

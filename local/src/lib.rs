@@ -16,6 +16,7 @@
 #![allow(unsafe_code)]
 
 pub mod backend;
+pub mod defaults;
 pub mod engine;
 pub mod kernels;
 pub mod kv;
@@ -28,6 +29,7 @@ pub mod tokenizer;
 use std::path::PathBuf;
 
 pub use backend::LocalBackend;
+pub use defaults::{Defaults, BUILT_IN_MAX_TOKENS};
 pub use engine::SamplingParams;
 pub use model::WeightFormat;
 
@@ -81,8 +83,8 @@ pub struct LocalOptions {
     /// Inserted as the system message of conversations that have none.
     pub system_prompt: Option<String>,
     pub weights: WeightFormat,
-    /// Sampling settings used where the request gives none.
-    pub sampling: SamplingParams,
+    /// What to generate with where the request does not say (see [`defaults`]).
+    pub defaults: Defaults,
 }
 
 impl LocalOptions {
@@ -104,7 +106,7 @@ impl LocalOptions {
             on_context_overflow: ContextOverflow::Reject,
             system_prompt: None,
             weights: WeightFormat::Q8_0,
-            sampling: SamplingParams::default(),
+            defaults: Defaults::default(),
         }
     }
 }
@@ -143,6 +145,13 @@ impl LocalOptions {
             C::Fallback => ContextOverflow::Fallback,
         };
         o.system_prompt = c.system_prompt.clone();
+        o.defaults = Defaults {
+            max_tokens: c.defaults.max_tokens,
+            temperature: c.defaults.temperature,
+            top_p: c.defaults.top_p,
+            top_k: c.defaults.top_k.map(|k| k as usize),
+            repetition_penalty: c.defaults.repetition_penalty,
+        };
         o.weights = match c.weights {
             W::Q8_0 => WeightFormat::Q8_0,
             W::AsStored => WeightFormat::AsStored,

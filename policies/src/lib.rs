@@ -46,8 +46,9 @@ use std::path::Path;
 pub use error::{PolicyError, PolicyErrors};
 pub use model::{
     BackendConfig, BackendKind, ClassConfig, ClassifierConfig, ClassifierInput, Conditions,
-    ContextOverflow, ExampleMatch, HeaderMatch, LedgerConfig, LocalConfig, LocalWeights, Policy,
-    Price, PriceSource, RouteConfig, RoutingPolicy, Rule, ServerConfig, TelemetryConfig, Timeouts,
+    ContextOverflow, ExampleMatch, HeaderMatch, LedgerConfig, LocalConfig, LocalDefaults,
+    LocalWeights, Policy, Price, PriceSource, RouteConfig, RoutingPolicy, Rule, ServerConfig,
+    TelemetryConfig, Timeouts,
 };
 pub use raw::{RawClass, RawClassifier, RawLocal, RawPolicy, RawTelemetry};
 pub use rules::RESERVED_RULE_NAMES;

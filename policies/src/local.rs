@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use crate::error::{join, Errors};
 use crate::model::{
-    BackendConfig, BackendKind, ContextOverflow, LocalConfig, LocalWeights, Timeouts,
+    BackendConfig, BackendKind, ContextOverflow, LocalConfig, LocalDefaults, LocalWeights, Timeouts,
 };
-use crate::raw::RawLocal;
+use crate::raw::{RawLocal, RawLocalDefaults};
 use crate::values;
 
 fn count(
@@ -30,6 +30,53 @@ fn count(
             );
             default
         }
+    }
+}
+
+/// A number in `range`, else an error at `path`.
+fn number(
+    errors: &mut Errors,
+    path: &str,
+    value: Option<f64>,
+    range: std::ops::RangeInclusive<f64>,
+) -> Option<f32> {
+    let v = value?;
+    if range.contains(&v) {
+        return Some(v as f32);
+    }
+    errors.push(
+        path,
+        format!(
+            "must be between {} and {} (got {v})",
+            range.start(),
+            range.end()
+        ),
+    );
+    None
+}
+
+/// Phase 2 of `backends.<name>.defaults` (`path`): the same ranges a request is held to.
+fn defaults(errors: &mut Errors, path: &str, raw: &RawLocalDefaults) -> LocalDefaults {
+    let at = |key: &str| join(path, key);
+    let top_p = number(errors, &at("top_p"), raw.top_p, 0.0..=1.0);
+    if top_p == Some(0.0) {
+        errors.push(at("top_p"), "must be greater than 0");
+    }
+    LocalDefaults {
+        max_tokens: raw
+            .max_tokens
+            .map(|_| count(errors, &at("max_tokens"), raw.max_tokens, 1, 1..=1_000_000) as u32),
+        temperature: number(errors, &at("temperature"), raw.temperature, 0.0..=2.0),
+        top_p,
+        top_k: raw
+            .top_k
+            .map(|_| count(errors, &at("top_k"), raw.top_k, 0, 0..=1_000_000) as u32),
+        repetition_penalty: number(
+            errors,
+            &at("repetition_penalty"),
+            raw.repetition_penalty,
+            0.01..=10.0,
+        ),
     }
 }
 
@@ -144,6 +191,11 @@ pub(crate) fn backend(
         on_context_overflow,
         system_prompt: raw.system_prompt.clone(),
         weights,
+        defaults: raw
+            .defaults
+            .as_ref()
+            .map(|d| defaults(errors, &at("defaults"), d))
+            .unwrap_or_default(),
     };
     BackendConfig {
         name: name.to_owned(),

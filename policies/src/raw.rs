@@ -98,6 +98,18 @@ pub struct RawLocal {
     pub on_context_overflow: Option<String>,
     pub system_prompt: Option<String>,
     pub weights: Option<String>,
+    pub defaults: Option<RawLocalDefaults>,
+}
+
+/// `defaults = { ... }` of a local backend, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocalDefaults {
+    pub max_tokens: Option<i64>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub top_k: Option<i64>,
+    pub repetition_penalty: Option<f64>,
 }
 
 /// The keys every backend kind shares, borrowed from either variant.

@@ -2,6 +2,7 @@
 //! (or is dropped because the client went away), turns it into one [`LedgerRow`].
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Instant, SystemTime};
 
@@ -14,9 +15,8 @@ use tower::{Layer, Service};
 
 use super::outcome::OutcomeHandle;
 use super::row::LedgerRow;
-use super::{api_key_id, Ledger};
+use super::{api_key_id, Finished, FinishedObserver, Ledger};
 use crate::error::ErrorType;
-use crate::telemetry::{Finished, Telemetry};
 
 /// Records every request that reaches the gateway, errors and disconnects included.
 ///
@@ -34,7 +34,7 @@ use crate::telemetry::{Finished, Telemetry};
 #[derive(Debug, Clone)]
 pub struct LedgerLayer {
     ledger: Option<Ledger>,
-    telemetry: Option<Telemetry>,
+    telemetry: Option<Arc<dyn FinishedObserver>>,
 }
 
 impl LedgerLayer {
@@ -54,7 +54,7 @@ impl LedgerLayer {
     }
 
     /// Also exports one OpenTelemetry span per chat request (with or without a ledger).
-    pub fn with_telemetry(mut self, telemetry: Option<Telemetry>) -> Self {
+    pub fn with_telemetry(mut self, telemetry: Option<Arc<dyn FinishedObserver>>) -> Self {
         self.telemetry = telemetry;
         self
     }
@@ -77,7 +77,7 @@ impl<S> Layer<S> for LedgerLayer {
 pub struct LedgerService<S> {
     inner: S,
     ledger: Option<Ledger>,
-    telemetry: Option<Telemetry>,
+    telemetry: Option<Arc<dyn FinishedObserver>>,
 }
 
 impl<S, B> Service<Request<Body>> for LedgerService<S>
@@ -154,7 +154,7 @@ struct Pending {
     outcome: OutcomeHandle,
     ledger: Option<Ledger>,
     /// Set for chat requests when spans are exported.
-    telemetry: Option<Telemetry>,
+    telemetry: Option<Arc<dyn FinishedObserver>>,
 }
 
 struct Recorder {
@@ -199,7 +199,7 @@ impl Recorder {
             )
         });
         if let Some(telemetry) = &p.telemetry {
-            telemetry.record(&Finished {
+            telemetry.finished(&Finished {
                 request_id: &p.request_id,
                 arrived: p.arrived,
                 latency,

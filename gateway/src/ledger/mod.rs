@@ -35,6 +35,24 @@ pub use store::Store;
 /// Most rows written in one transaction.
 const MAX_BATCH: usize = 512;
 
+/// One finished request, as the observers of [`LedgerLayer`] see it.
+#[derive(Debug)]
+pub struct Finished<'a> {
+    pub request_id: &'a str,
+    pub arrived: std::time::SystemTime,
+    pub latency: Duration,
+    pub status: u16,
+    pub outcome: &'a Outcome,
+    /// The ledger's row, when a ledger is on (adds cost).
+    pub row: Option<&'a LedgerRow>,
+}
+
+/// Told of every finished chat request by [`LedgerLayer`] (the OpenTelemetry exporter). Like
+/// [`RowObserver`], it lets the ledger call its readers without importing them.
+pub trait FinishedObserver: std::fmt::Debug + Send + Sync + 'static {
+    fn finished(&self, f: &Finished<'_>);
+}
+
 /// Told of every row when [`Ledger::record`] queues it (the gateway's metrics).
 pub trait RowObserver: std::fmt::Debug + Send + Sync + 'static {
     /// `reference_route` is the policy's `ledger.reference_route`.

@@ -249,11 +249,29 @@ pub struct LocalConfig {
     /// Context window in tokens; the model's own when not given (and never more).
     pub context: Option<u32>,
     pub on_context_overflow: ContextOverflow,
-    /// Used as the system message of conversations that have none. Default: none, so the
-    /// model's chat template decides (SmolLM2's inserts its own default system prompt).
+    /// Used as the system message of conversations that have none. Default: none, so such
+    /// conversations get no system turn (not even a default the chat template would insert).
     pub system_prompt: Option<String>,
     pub weights: LocalWeights,
+    /// What to generate with where a request does not say; unset fields fall back to the
+    /// GGUF's recommended sampling, then to built-in values (and a built-in output cap).
+    pub defaults: LocalDefaults,
 }
+
+/// `defaults = { max_tokens, temperature, top_p, top_k, repetition_penalty }` of a local
+/// backend; every field optional.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LocalDefaults {
+    /// Output tokens for a request that sets no `max_tokens` (a client may ask for more).
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub top_k: Option<u32>,
+    pub repetition_penalty: Option<f32>,
+}
+
+// Phase 2 admits only numbers inside closed ranges, never NaN, so equality is total.
+impl Eq for LocalDefaults {}
 
 impl LocalConfig {
     pub const DEFAULT_THREADS: usize = 2;

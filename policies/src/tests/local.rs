@@ -68,3 +68,40 @@ fn remote_only_keys_are_unknown_on_a_local_backend() {
     let e = errors(&LOCAL.replace("threads = 2", "api_key_env = \"X\""));
     assert!(e.to_string().contains("api_key_env"), "{e}");
 }
+
+#[test]
+fn local_generation_defaults_are_read_and_checked_with_their_key_paths() {
+    let p = crate::parse(&LOCAL.replace(
+        "threads = 2",
+        "defaults = { max_tokens = 256, temperature = 0.2, top_p = 0.9, top_k = 50 }",
+    ))
+    .unwrap();
+    let BackendKind::Local(c) = &p.backends["smol"].kind else {
+        panic!()
+    };
+    let d = &c.defaults;
+    assert_eq!(
+        (
+            d.max_tokens,
+            d.temperature,
+            d.top_p,
+            d.top_k,
+            d.repetition_penalty
+        ),
+        (Some(256), Some(0.2), Some(0.9), Some(50), None)
+    );
+    let bad = errors(&LOCAL.replace(
+        "threads = 2",
+        "defaults = { max_tokens = 0, temperature = 3.0, top_p = 0.0, repetition_penalty = 0 }",
+    ));
+    assert_has(&bad, "backends.smol.defaults.max_tokens", "between 1 and");
+    assert_has(
+        &bad,
+        "backends.smol.defaults.temperature",
+        "between 0 and 2",
+    );
+    assert_has(&bad, "backends.smol.defaults.top_p", "greater than 0");
+    assert_has(&bad, "backends.smol.defaults.repetition_penalty", "between");
+    let stray = errors(&LOCAL.replace("threads = 2", "defaults = { temprature = 0.2 }"));
+    assert_has(&stray, "backends.smol.defaults", "temprature");
+}
