@@ -119,6 +119,7 @@ fn attributes(f: &Finished<'_>, request_model: String, content: bool) -> Vec<Key
     text("sluicegate.backend", &o.backend);
     text("sluicegate.rule", &o.rule);
     text("sluicegate.class", &o.class);
+    text("sluicegate.classifier_error", &o.classifier_error);
     text("gen_ai.response.id", &o.response_id);
     text("gen_ai.response.model", &o.response_model);
     text("error.type", &o.error_type);
@@ -133,6 +134,17 @@ fn attributes(f: &Finished<'_>, request_model: String, content: bool) -> Vec<Key
     if let Some(c) = o.confidence {
         a.push(KeyValue::new("sluicegate.confidence", f64::from(c)));
     }
+    if let Some((class, p)) = &o.runner_up {
+        a.push(KeyValue::new("sluicegate.runner_up", class.clone()));
+        a.push(KeyValue::new(
+            "sluicegate.runner_up_confidence",
+            f64::from(*p),
+        ));
+    }
+    if let Some(ms) = o.classifier_ms {
+        a.push(KeyValue::new("sluicegate.classifier_ms", ms));
+    }
+
     if o.attempts.len() > 1 {
         let failed = o.attempts[..o.attempts.len() - 1].join(",");
         a.push(KeyValue::new("sluicegate.fallbacks", failed));

@@ -11,6 +11,7 @@ pub mod fake_upstream;
 pub mod gateway;
 pub mod otlp;
 pub mod policy;
+pub mod python;
 pub mod usage;
 
 use std::path::PathBuf;

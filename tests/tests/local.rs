@@ -62,16 +62,9 @@ async fn wait_ready(gw: &Gateway) -> Value {
 }
 
 fn python_stream(base_url: &str, model: &str, prompt: &str) -> Value {
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import openai"])
-        .output()
-        .expect("python3 must be installed");
-    assert!(
-        probe.status.success(),
-        "the `openai` Python package is missing: run `python3 -m pip install openai`"
-    );
+    let python = sluicegate_tests::python::openai_python();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/stream_reply.py");
-    let out = std::process::Command::new("python3")
+    let out = std::process::Command::new(&python)
         .arg(script)
         .arg(base_url)
         .args([model, prompt])

@@ -1,47 +1,13 @@
 //! The official `openai` Python package talks to the gateway as it would to OpenAI.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use serde_json::Value;
 use sluicegate_tests::policy::single_openai;
 use sluicegate_tests::{FakeUpstream, Gateway};
 
-const SETUP: &str = "run scripts/setup: it makes a venv with the `openai` package \
-                     (scripts/test runs it and points SLUICEGATE_PYTHON at that venv's python)";
-
-/// The Python with the `openai` package: `SLUICEGATE_PYTHON` (scripts/test sets it), else the
-/// venv scripts/setup makes (`SLUICEGATE_VENV`, default ~/.cache/sluicegate/venv) when it is
-/// there, else `python3`.
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("SLUICEGATE_PYTHON") {
-        return python.into();
-    }
-    let venv = std::env::var_os("SLUICEGATE_VENV")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/sluicegate/venv"))
-        });
-    match venv.map(|venv| venv.join("bin/python")) {
-        Some(python) if python.exists() => python,
-        _ => "python3".into(),
-    }
-}
-
 #[tokio::test]
 async fn the_official_openai_python_client_works() {
-    let python = python();
-    let probe = Command::new(&python)
-        .args(["-c", "import openai"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}: {SETUP}", python.display()));
-    assert!(
-        probe.status.success(),
-        "the `openai` Python package is missing from {}: {SETUP}\n{}",
-        python.display(),
-        String::from_utf8_lossy(&probe.stderr)
-    );
+    let python = sluicegate_tests::python::openai_python();
 
     let up = FakeUpstream::start_default().await;
     let gw = Gateway::start(&single_openai(&up.openai_url(), "fx-chat-ok", ""), &[]).await;

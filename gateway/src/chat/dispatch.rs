@@ -46,12 +46,6 @@ impl Service<ChatCall> for Dispatch {
     }
 }
 
-/// What happened to one route tried.
-struct Attempt {
-    route: String,
-    error: &'static str,
-}
-
 /// What a successful backend call produced.
 enum Reply {
     Whole(Response, Answer),
@@ -117,7 +111,7 @@ async fn dispatch(state: AppState, call: ChatCall) -> Response {
     if let Some(route) = state.route(&decision.route) {
         chain.extend(route.config.fallback.iter().cloned());
     }
-    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut attempts: Vec<&str> = Vec::new();
     let mut last_error =
         BackendError::Unavailable(format!("route {} has no backend", decision.route));
     for name in &chain {
@@ -152,16 +146,14 @@ async fn dispatch(state: AppState, call: ChatCall) -> Response {
                         stream::sse_response(first, rest, call.body.wants_stream_usage(), tracker)
                     }
                 };
-                set_route_headers(response.headers_mut(), &decision, route, &attempts);
+                set_route_headers(response.headers_mut(), &outcome, route);
                 return response;
             }
             Err(error) => {
                 tracing::warn!(route = %name, error = %error, "route failed");
                 let retry = error.is_retryable();
-                attempts.push(Attempt {
-                    route: name.clone(),
-                    error: error.kind_name(),
-                });
+                attempts.push(name);
+                outcome.update(|o| o.fallbacks.push(format!("{name}({})", error.kind_name())));
                 last_error = error;
                 if !retry {
                     break;
@@ -171,9 +163,12 @@ async fn dispatch(state: AppState, call: ChatCall) -> Response {
     }
     outcome.update(|o| o.error_type = Some(last_error.kind_name().to_owned()));
     let mut response = ApiError::Backend(last_error).into_response();
-    if let Some(last) = attempts.last().and_then(|a| state.route(&a.route)) {
-        let done = &attempts[..attempts.len() - 1];
-        set_route_headers(response.headers_mut(), &decision, last, done);
+    if let Some(last) = attempts.last().and_then(|a| state.route(a)) {
+        // The last failure is the answer, not a fallback.
+        outcome.update(|o| {
+            o.fallbacks.pop();
+        });
+        set_route_headers(response.headers_mut(), &outcome, last);
     }
     response
 }
@@ -200,25 +195,13 @@ async fn attempt(route: &Route, call: &ChatCall) -> Result<Reply, BackendError> 
     }
 }
 
-fn set_route_headers(
-    headers: &mut HeaderMap,
-    decision: &Decision,
-    route: &Route,
-    failed: &[Attempt],
-) {
-    let mut decision_text = format!("rule={}", decision.rule);
-    for a in failed {
-        decision_text.push_str(&format!("; fallback={}({})", a.route, a.error));
-    }
-    if !failed.is_empty() {
-        decision_text.push_str(&format!("->{}", route.config.name));
-    }
-    let fallback: Vec<String> = failed
-        .iter()
-        .map(|a| format!("{}({})", a.route, a.error))
-        .collect();
-    if !fallback.is_empty() {
-        if let Ok(value) = HeaderValue::from_str(&fallback.join(", ")) {
+/// The routing headers, read from the request's record (which the ledger row, the metrics
+/// and the span are made from too).
+fn set_route_headers(headers: &mut HeaderMap, outcome: &OutcomeHandle, route: &Route) {
+    let record = outcome.snapshot();
+    let decision_text = record.decision_header();
+    if !record.fallbacks.is_empty() {
+        if let Ok(value) = HeaderValue::from_str(&record.fallbacks.join(", ")) {
             headers.insert(HeaderName::from_static(headers::FALLBACK), value);
         }
     }

@@ -1,11 +1,12 @@
 //! `ClassifyLayer`: runs the on-box classifier on each chat call, before the rule engine.
 //!
-//! The verdict (class, confidence, top-3, milliseconds) goes into the call's extensions as a
-//! [`Verdict`] and into [`Signals`] (which `DecideLayer` hands to the engine), is logged, and
-//! is appended to `x-sluicegate-decision` as `; class=NAME(0.87)`. When the classifier cannot
-//! answer (loading, failed, overloaded, timed out) the error kind goes into
-//! `Signals::classifier_error`, the engine picks `on_classifier_error`, the header says
-//! `; class=error(overloaded)`, and the request still goes on.
+//! The verdict (class, confidence, runner-up, milliseconds) is written into the request's one
+//! record ([`OutcomeHandle`], which the ledger row, the metrics, the span and
+//! `x-sluicegate-decision` are all made from) and into [`Signals`] (the rule engine's input,
+//! which `DecideLayer` reads), and is logged. When the classifier cannot answer (loading,
+//! failed, overloaded, timed out) the error kind goes into both, the engine picks
+//! `on_classifier_error`, the header says `class=error(overloaded)`, and the request still
+//! goes on.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,14 +14,14 @@ use std::task::{Context, Poll};
 
 use axum::response::Response;
 use futures::future::BoxFuture;
-use http::HeaderValue;
 use sluicegate_policies::ClassifierInput;
 use sluicegate_router::classifier::{Classifier, Verdict};
 use sluicegate_router::{Classification, Signals};
 use sluicegate_wire::{ChatRequest, Role};
 use tower::{Layer, Service};
 
-use crate::chat::{headers, ChatCall};
+use crate::chat::ChatCall;
+use crate::ledger::OutcomeHandle;
 
 /// Classifies each call with `classifier` (none: calls pass through untouched).
 ///
@@ -111,7 +112,9 @@ where
         let text = classify_text(&call.body, self.input);
         Box::pin(async move {
             let mut signals = call.extensions.remove::<Signals>().unwrap_or_default();
-            let note = match classifier.classify(text).await {
+            let record = call.extensions.get::<OutcomeHandle>().cloned();
+            let record = record.unwrap_or_default();
+            match classifier.classify(text).await {
                 Ok(verdict) => {
                     tracing::info!(
                         class = %verdict.class,
@@ -124,34 +127,26 @@ where
                         class: verdict.class.clone(),
                         confidence: verdict.confidence,
                     });
-                    let note = format!("class={}({:.2})", verdict.class, verdict.confidence);
-                    call.extensions.insert::<Verdict>(verdict);
-                    note
+                    record.update(|o| write_verdict(o, verdict));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "classifier unavailable: using on_classifier_error");
                     signals.classifier_error = Some(e.kind_name().to_owned());
-                    format!("class=error({})", e.kind_name())
+                    record.update(|o| o.classifier_error = Some(e.kind_name().to_owned()));
                 }
-            };
+            }
             call.extensions.insert(signals);
-            let mut response = inner.call(call).await?;
-            append_decision(&mut response, &note);
-            Ok(response)
+            inner.call(call).await
         })
     }
 }
 
-/// Appends `; NOTE` to `x-sluicegate-decision` (or sets it).
-fn append_decision(response: &mut Response, note: &str) {
-    let map = response.headers_mut();
-    let text = match map.get(headers::DECISION).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.is_empty() => format!("{existing}; {note}"),
-        _ => note.to_owned(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&text) {
-        map.insert(headers::DECISION, value);
-    }
+/// The verdict into the request's record.
+fn write_verdict(o: &mut crate::ledger::Outcome, verdict: Verdict) {
+    o.runner_up = verdict.top.get(1).cloned();
+    o.classifier_ms = Some(verdict.millis);
+    o.confidence = Some(verdict.confidence);
+    o.class = Some(verdict.class);
 }
 
 #[cfg(test)]

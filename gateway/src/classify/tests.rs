@@ -10,7 +10,8 @@ use sluicegate_wire::Health;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 
 use super::*;
-use crate::chat::DecideLayer;
+use crate::chat::{headers, DecideLayer};
+use crate::ledger::Outcome;
 
 #[derive(Debug)]
 struct Fake(Result<Verdict, ClassifyError>);
@@ -63,27 +64,32 @@ fn hello() -> ChatCall {
     call(json!({"model": "auto", "messages": [{"role": "user", "content": "refund me"}]}))
 }
 
-/// ClassifyLayer → DecideLayer → a fake dispatch that reports what it saw.
-async fn run(classifier: Option<Arc<dyn Classifier>>, call: ChatCall) -> Response {
+/// ClassifyLayer → DecideLayer → a fake dispatch that records the rule and sets the headers
+/// from the request's record, as the real one does. Returns the response and the record.
+async fn run(classifier: Option<Arc<dyn Classifier>>, mut call: ChatCall) -> (Response, Outcome) {
     let engine = Arc::new(sluicegate_router::Engine::new(
         &sluicegate_policies::parse(POLICY).unwrap(),
     ));
+    let record = OutcomeHandle::default();
+    call.extensions.insert(record.clone());
     let dispatch = service_fn(|call: ChatCall| async move {
         let d = call.extensions.get::<Decision>().unwrap().clone();
-        let verdict = call.extensions.get::<Verdict>().map(|v| v.top.len());
-        let mut r = (http::StatusCode::OK, format!("{verdict:?}")).into_response();
+        let record = call.extensions.get::<OutcomeHandle>().unwrap().clone();
+        record.update(|o| o.rule = Some(d.rule.clone()));
+        let mut r = http::StatusCode::OK.into_response();
         r.headers_mut()
             .insert(headers::ROUTE, d.route.parse().unwrap());
-        let rule = format!("rule={}", d.rule);
+        let decision = record.snapshot().decision_header();
         r.headers_mut()
-            .insert(headers::DECISION, rule.parse().unwrap());
+            .insert(headers::DECISION, decision.parse().unwrap());
         Ok::<_, Infallible>(r)
     });
     let stack = ServiceBuilder::new()
         .layer(ClassifyLayer::new(classifier, ClassifierInput::default()))
         .layer(DecideLayer::new(engine))
         .service(dispatch);
-    stack.oneshot(call).await.unwrap()
+    let response = stack.oneshot(call).await.unwrap();
+    (response, record.snapshot())
 }
 
 fn header(r: &Response, name: &str) -> String {
@@ -103,27 +109,26 @@ fn verdict(class: &str, confidence: f32) -> Verdict {
 }
 
 #[tokio::test]
-async fn verdict_reaches_the_engine_extensions_and_header() {
+async fn verdict_reaches_the_engine_the_record_and_the_header() {
     let fake: Arc<dyn Classifier> = Arc::new(Fake(Ok(verdict("billing", 0.87))));
-    let r = run(Some(fake.clone()), hello()).await;
+    let (r, record) = run(Some(fake.clone()), hello()).await;
     assert_eq!(header(&r, headers::ROUTE), "small");
     assert_eq!(
         header(&r, headers::DECISION),
-        "rule=default; class=billing(0.87)"
+        "rule=default; class=billing(0.87); runner_up=other(0.13)"
     );
-    let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
-    assert_eq!(
-        &body[..],
-        b"Some(2)",
-        "the verdict is in the call's extensions"
-    );
+    assert_eq!(record.class.as_deref(), Some("billing"));
+    assert_eq!(record.confidence, Some(0.87));
+    assert_eq!(record.runner_up, Some(("other".into(), 1.0 - 0.87)));
+    assert_eq!(record.classifier_ms, Some(3.0));
+    assert_eq!(record.rule.as_deref(), Some("default"));
 
     let unsure: Arc<dyn Classifier> = Arc::new(Fake(Ok(verdict("billing", 0.3))));
-    let r = run(Some(unsure), hello()).await;
+    let (r, _) = run(Some(unsure), hello()).await;
     assert_eq!(header(&r, headers::ROUTE), "remote");
     assert_eq!(
         header(&r, headers::DECISION),
-        "rule=unsure; class=billing(0.30)"
+        "rule=unsure; class=billing(0.30); runner_up=other(0.70)"
     );
 }
 
@@ -137,8 +142,10 @@ async fn classifier_errors_use_the_error_route_and_the_request_goes_on() {
     ] {
         let kind = error.kind_name();
         let fake: Arc<dyn Classifier> = Arc::new(Fake(Err(error)));
-        let r = run(Some(fake), hello()).await;
+        let (r, record) = run(Some(fake), hello()).await;
         assert_eq!(r.status(), http::StatusCode::OK);
+        assert_eq!(record.classifier_error.as_deref(), Some(kind));
+        assert_eq!(record.class, None);
         assert_eq!(header(&r, headers::ROUTE), "remote");
         assert_eq!(
             header(&r, headers::DECISION),
@@ -149,8 +156,9 @@ async fn classifier_errors_use_the_error_route_and_the_request_goes_on() {
 
 #[tokio::test]
 async fn without_a_classifier_calls_pass_through() {
-    let r = run(None, hello()).await;
+    let (r, record) = run(None, hello()).await;
     assert_eq!(header(&r, headers::DECISION), "rule=default");
+    assert_eq!((record.class, record.classifier_ms), (None, None));
 }
 
 #[test]

@@ -10,15 +10,24 @@ use std::time::Duration;
 pub struct Outcome {
     pub requested_model: Option<String>,
     pub stream: bool,
+    /// The classifier's verdict (written by `ClassifyLayer`): the class, its probability,
+    /// the runner-up with its probability, and the time it took (queueing included).
     pub class: Option<String>,
     pub confidence: Option<f32>,
+    pub runner_up: Option<(String, f32)>,
     pub classifier_ms: Option<f64>,
+    /// Why the classifier gave no verdict (`overloaded`, `timeout`, ...); the engine then
+    /// used `on_classifier_error`.
+    pub classifier_error: Option<String>,
+    /// The policy rule that chose the route (written by dispatch from the decision).
     pub rule: Option<String>,
     pub route: Option<String>,
     pub backend: Option<String>,
     pub upstream_model: Option<String>,
     /// Routes tried, in order, including the one that answered.
     pub attempts: Vec<String>,
+    /// The routes that failed before the one that answered, with why (`remote(timeout)`).
+    pub fallbacks: Vec<String>,
     /// Short error name of the failure answered or, for streams, of the failure mid-stream.
     pub error_type: Option<String>,
     pub input_tokens: Option<u32>,
@@ -47,6 +56,31 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// `x-sluicegate-decision`: why the request went where it went, read from this record:
+    /// `rule=R; class=C(0.87); runner_up=D(0.09); fallback=a(timeout)->b`, or
+    /// `class=error(overloaded)` when the classifier could not answer.
+    pub fn decision_header(&self) -> String {
+        let mut parts = vec![format!("rule={}", self.rule.as_deref().unwrap_or("none"))];
+        match (&self.class, self.confidence, &self.classifier_error) {
+            (Some(class), Some(c), _) => parts.push(format!("class={class}({c:.2})")),
+            (_, _, Some(kind)) => parts.push(format!("class=error({kind})")),
+            _ => {}
+        }
+        if let Some((class, p)) = &self.runner_up {
+            parts.push(format!("runner_up={class}({p:.2})"));
+        }
+        for f in &self.fallbacks {
+            parts.push(format!("fallback={f}"));
+        }
+        let mut text = parts.join("; ");
+        if !self.fallbacks.is_empty() {
+            if let Some(route) = &self.route {
+                text.push_str(&format!("->{route}"));
+            }
+        }
+        text
+    }
+
     /// This outcome with the messages and the reply dropped.
     pub fn without_content(mut self) -> Self {
         self.prompt = None;
