@@ -224,6 +224,12 @@ fn input_messages(openai: &str) -> Option<String> {
     serde_json::to_string(&converted).ok()
 }
 
+impl FinishedObserver for Telemetry {
+    fn finished(&self, f: &Finished<'_>) {
+        self.record(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -302,11 +308,5 @@ mod tests {
         let a = attributes(&f, String::new(), false);
         assert!(get(&a, "gen_ai.output.messages").is_none());
         assert!(get(&a, "gen_ai.input.messages").is_none());
-    }
-}
-
-impl FinishedObserver for Telemetry {
-    fn finished(&self, f: &Finished<'_>) {
-        self.record(f)
     }
 }

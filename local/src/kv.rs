@@ -89,6 +89,11 @@ impl LayerKv {
         self.len
     }
 
+    /// Whether no position is held yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// KV head `h`'s key tiles, `[tile][head_dim][TILE]` (empty before the first push).
     pub fn keys(&self, h: usize) -> &[f16] {
         self.k.get(h).map_or(&[], |k| k.as_slice())

@@ -112,6 +112,9 @@ unsafe fn silu_mul_avx512(g: &[f32], u: &[f32], out: &mut [f32]) {
 
 /// `e^x` (below -87 gives 0 or a tiny value, above 88.7 infinity): `x = n·ln2 + r`,
 /// `|r| ≤ ln2/2`, degree-6 Taylor for `e^r` (relative error ≤ 2e-7), times `2^n` by `scalef`.
+///
+/// # Safety
+/// The CPU must support AVX-512F (callers check it, or run under `#[target_feature]`).
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub unsafe fn exp(x: __m512) -> __m512 {
