@@ -13,7 +13,7 @@ use sluicegate_encoder::reference::CandleBert;
 use sluicegate_encoder::{
     Classifier, Encoder, EncoderHandle, Health, Scorer, ServiceOptions, Setup,
 };
-use sluicegate_router::classifier::metrics::percentile;
+use sluicegate_router::stats::percentile_of;
 use sluicegate_router::classifier::{ExampleScorer, ExampleStrategy};
 
 const WORDS: &str =
@@ -82,11 +82,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 fused.push(f.as_secs_f64() * 1e3);
             }
         }
-        let (b50, f50) = (percentile(&base, 50.0), percentile(&fused, 50.0));
+        let (b50, f50) = (percentile_of(&base, 50.0).unwrap_or(0.0), percentile_of(&fused, 50.0).unwrap_or(0.0));
         println!(
             "{tokens:>7}  {b50:>10.2} / {:>9.2}  {f50:>10.2} / {:>9.2}  {:>6.2}x",
-            percentile(&base, 99.0),
-            percentile(&fused, 99.0),
+            percentile_of(&base, 99.0).unwrap_or(0.0),
+            percentile_of(&fused, 99.0).unwrap_or(0.0),
             b50 / f50
         );
     }
@@ -162,8 +162,8 @@ fn service_under_load(dir: &std::path::Path, text: &str) -> Result<(), Box<dyn s
             println!(
                 "service, {concurrency:>2} concurrent callers: {:.0} classifications/s, p50 {:.2} ms, p99 {:.2} ms",
                 total as f64 / secs,
-                percentile(&ms, 50.0),
-                percentile(&ms, 99.0)
+                percentile_of(&ms, 50.0).unwrap_or(0.0),
+                percentile_of(&ms, 99.0).unwrap_or(0.0)
             );
         }
         Ok::<_, Box<dyn std::error::Error>>(())

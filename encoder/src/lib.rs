@@ -76,6 +76,12 @@ pub struct Verdict {
     pub top: Vec<(String, f32)>,
     /// Wall time of the classification (queueing included).
     pub millis: f64,
+    /// Cosine similarity to the nearest text the scorer was built from (a class example, a
+    /// head's training row), when the scorer keeps them: how familiar the request is.
+    pub similarity: Option<f32>,
+    /// The request is out of scope: unlike everything the scorer was built from (similarity
+    /// under the policy's `min_similarity`), or a head's out-of-scope label won.
+    pub unknown: bool,
 }
 
 /// Maps an embedding to class probabilities. Cheap; runs on the caller's thread.
@@ -86,7 +92,19 @@ pub trait Scorer: Send + Sync + Debug {
     /// share for "none of these").
     fn probabilities(&self, embedding: &[f32]) -> Vec<f32>;
 
-    /// The verdict for one embedding (without timing).
+    /// Cosine similarity of `embedding` to the nearest text the scorer was built from, if the
+    /// scorer keeps those texts' embeddings.
+    fn similarity(&self, _embedding: &[f32]) -> Option<f32> {
+        None
+    }
+
+    /// The label that means "none of the classes" (a head trained with `--oos-label`).
+    fn oos_label(&self) -> Option<&str> {
+        None
+    }
+
+    /// The verdict for one embedding (without timing). `unknown` is set when the out-of-scope
+    /// label wins; a similarity threshold is applied by the caller that knows it.
     fn verdict(&self, embedding: &[f32]) -> Option<Verdict> {
         let probs = self.probabilities(embedding);
         let mut ranked: Vec<(String, f32)> = self
@@ -98,11 +116,14 @@ pub trait Scorer: Send + Sync + Debug {
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         ranked.truncate(3);
         let (class, confidence) = ranked.first().cloned()?;
+        let unknown = self.oos_label() == Some(class.as_str());
         Some(Verdict {
             class,
             confidence,
             top: ranked,
             millis: 0.0,
+            similarity: self.similarity(embedding),
+            unknown,
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod chat;
 pub mod check;
 pub mod classify;
 pub mod error;
+pub mod explain;
 pub mod extract;
 pub mod ledger;
 pub mod metrics;

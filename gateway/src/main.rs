@@ -54,6 +54,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Print the routing decision a prompt would get (route, rule, class, confidence,
+    /// runner-up, similarity), with the policy's real classifier; nothing is sent.
+    Explain {
+        /// Policy file (TOML). Without it, the embedded default policy.
+        #[arg(long, short, env = "SLUICEGATE_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: sluicegate_gateway::explain::ExplainArgs,
+    },
     /// Train, evaluate and calibrate the on-box classifier.
     Router {
         #[command(subcommand)]
@@ -71,6 +80,31 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Explain { config, args } => {
+            let policy = match check::load_policy(config.as_deref()) {
+                Ok(p) => p,
+                Err(errors) => {
+                    eprintln!("invalid policy:\n{errors}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let result = tokio::runtime::Runtime::new()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| {
+                    rt.block_on(sluicegate_gateway::explain::run(
+                        &policy,
+                        &args,
+                        &mut std::io::stdout(),
+                    ))
+                });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sluicegate explain: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Check { config } => {
             if check::check(config.as_deref(), &mut std::io::stdout()) {
                 ExitCode::SUCCESS

@@ -62,7 +62,7 @@ pub async fn run(
         .context("reading the ledger")?;
     match options.format {
         Format::Json => json(&summary, options, reference, out)?,
-        Format::Csv => csv(&summary, out)?,
+        Format::Csv => write_csv(&summary, out)?,
         Format::Table => table(&summary, options, reference, out)?,
     }
     Ok(())
@@ -144,28 +144,23 @@ fn cells(s: &Stats) -> Vec<String> {
     ]
 }
 
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
-fn csv(s: &Summary, out: &mut dyn Write) -> anyhow::Result<()> {
+/// RFC 4180 CSV (the `csv` crate quotes what needs quoting); a final `total` row.
+fn write_csv(s: &Summary, out: &mut dyn Write) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
     let mut header = vec!["scope", s.by.as_str()];
     header.extend(COLUMNS);
-    writeln!(out, "{}", header.join(","))?;
+    w.write_record(&header)?;
     let lines = s
         .groups
         .iter()
         .map(|g| ("group", g.key.as_deref().unwrap_or(""), &g.stats))
         .chain([("total", "", &s.totals)]);
     for (scope, key, stats) in lines {
-        let mut row = vec![scope.to_owned(), csv_field(key)];
-        row.extend(cells(stats).iter().map(|c| csv_field(c)));
-        writeln!(out, "{}", row.join(","))?;
+        let mut row = vec![scope.to_owned(), key.to_owned()];
+        row.extend(cells(stats));
+        w.write_record(&row)?;
     }
+    w.flush()?;
     Ok(())
 }
 

@@ -21,8 +21,9 @@
 //! Chat stack (`POST /v1/chat/completions`), entered by [`chat_completions`]:
 //! 8. Parse: [`ChatJson`] reads the body under the limit and parses it; 400 names the field.
 //! 9. Request timeout: `server.request_timeout` until the response starts (504).
-//! 10. [`ClassifyLayer`]: the on-box classifier's verdict (class, confidence, top-3, ms) goes
-//!     into the call's extensions and `Signals`; if it cannot answer, `on_classifier_error`.
+//! 10. [`ClassifyLayer`]: the on-box classifier's verdict (class or `unknown`, confidence,
+//!     runner-up, similarity, ms) goes into the request's record (`OutcomeHandle`) and the
+//!     engine's `Signals`; if it cannot answer, the engine uses `on_classifier_error`.
 //! 11. [`DecideLayer`]: the policy's rule engine picks a route; unknown model → 404.
 //! 12. [`Dispatch`]: calls the route's backend, then its `fallback` routes in order while
 //!     nothing has reached the client; sets `x-sluicegate-route`, `-backend`, `-decision`.
@@ -63,14 +64,13 @@ struct Ctx {
 
 /// The chat stack: layers 10 to 12 above.
 pub fn chat_service(state: &AppState) -> ChatService {
-    let input = state
-        .policy
-        .classifier
-        .as_ref()
-        .map(|c| c.input)
-        .unwrap_or_default();
+    let classifier = state.policy.classifier.as_ref();
+    let input = classifier.map(|c| c.input).unwrap_or_default();
+    let min_similarity = classifier.and_then(|c| c.min_similarity);
     let stack = ServiceBuilder::new()
-        .layer(ClassifyLayer::new(state.classifier.clone(), input))
+        .layer(
+            ClassifyLayer::new(state.classifier.clone(), input).with_min_similarity(min_similarity),
+        )
         .layer(DecideLayer::new(state.engine.clone()))
         .service(Dispatch::new(state.clone()));
     BoxCloneSyncService::new(stack)

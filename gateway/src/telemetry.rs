@@ -118,6 +118,7 @@ fn attributes(f: &Finished<'_>, request_model: String, content: bool) -> Vec<Key
     text("sluicegate.route", &o.route);
     text("sluicegate.backend", &o.backend);
     text("sluicegate.rule", &o.rule);
+    text("sluicegate.compared", &o.compared);
     text("sluicegate.class", &o.class);
     text("sluicegate.classifier_error", &o.classifier_error);
     text("gen_ai.response.id", &o.response_id);
@@ -143,6 +144,9 @@ fn attributes(f: &Finished<'_>, request_model: String, content: bool) -> Vec<Key
     }
     if let Some(ms) = o.classifier_ms {
         a.push(KeyValue::new("sluicegate.classifier_ms", ms));
+    }
+    if let Some(s) = o.similarity {
+        a.push(KeyValue::new("sluicegate.similarity", f64::from(s)));
     }
 
     if o.attempts.len() > 1 {

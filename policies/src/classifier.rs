@@ -9,6 +9,7 @@
 //! # input = "last-user+system"       # or "last-user", "conversation"
 //! # match = "auto"                   # or "centroid", "knn" (with k = 3): how examples are compared
 //! # timeout = "250ms"
+//! # min_similarity = 0.3            # nearest example less similar than this: `unknown`
 //!
 //! [classes.billing]
 //! description = "payments, invoices, refunds"
@@ -108,6 +109,17 @@ pub(crate) fn classifier(
         .timeout
         .and_then(|t| errors.check(&at("timeout"), values::duration(&t, false)))
         .unwrap_or(ClassifierConfig::DEFAULT_TIMEOUT);
+    let min_similarity = raw.min_similarity.and_then(|v| {
+        if (-1.0..=1.0).contains(&v) {
+            Some(v as f32)
+        } else {
+            errors.push(
+                at("min_similarity"),
+                format!("{v} is not a cosine similarity in -1..=1"),
+            );
+            None
+        }
+    });
     let head = raw.head.map(PathBuf::from);
     if head.is_none() && classes.is_empty() {
         errors.push(
@@ -142,6 +154,7 @@ pub(crate) fn classifier(
         matching,
         timeout,
         classes,
+        min_similarity,
     })
 }
 
@@ -155,11 +168,14 @@ pub(crate) fn check_rules(
     for (i, rule) in routing.rules.iter().enumerate() {
         let path = format!("policy.rules[{i}].when");
         let w = &rule.when;
-        let uses = w.class.is_some() || w.min_confidence.is_some() || w.max_confidence.is_some();
+        let uses = w.class.is_some()
+            || w.min_confidence.is_some()
+            || w.max_confidence.is_some()
+            || w.unknown.is_some();
         match classifier {
             None if uses => errors.push(
                 &path,
-                "class and confidence conditions need a `[classifier]` table",
+                "class, confidence and unknown conditions need a `[classifier]` table",
             ),
             Some(c) if c.head.is_none() => {
                 let listed = w.class.as_deref().unwrap_or_default();

@@ -199,6 +199,8 @@ pub struct RawWhen {
     pub class: Option<RawModels>,
     pub min_confidence: Option<f64>,
     pub max_confidence: Option<f64>,
+    /// The classifier found the request out of scope (or in scope, with `false`).
+    pub unknown: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -220,6 +222,7 @@ pub struct RawClassifier {
     pub matching: Option<String>,
     pub k: Option<i64>,
     pub timeout: Option<String>,
+    pub min_similarity: Option<f64>,
 }
 
 /// One `[classes.NAME]` table as written.

@@ -210,5 +210,6 @@ fn conditions(path: &str, raw: RawWhen, errors: &mut Errors) -> Conditions {
         class,
         min_confidence,
         max_confidence,
+        unknown: raw.unknown,
     }
 }

@@ -30,6 +30,8 @@ pub(crate) enum Condition {
     MinConfidence(f32),
     /// The classifier's confidence `<` this.
     MaxConfidence(f32),
+    /// The classifier found the request out of scope (or in scope).
+    Unknown(bool),
 }
 
 impl Condition {
@@ -53,6 +55,23 @@ impl Condition {
             }
             Self::MinConfidence(min) => classification(facts).is_some_and(|c| c.confidence >= *min),
             Self::MaxConfidence(max) => classification(facts).is_some_and(|c| c.confidence < *max),
+            Self::Unknown(wanted) => classification(facts).is_some_and(|c| c.unknown == *wanted),
+        }
+    }
+}
+
+impl Condition {
+    /// For a classifier condition that holds, the request's value against the rule's threshold
+    /// (`confidence=0.41<0.5`, `confidence=0.93>=0.7`, `unknown`). A class condition compares
+    /// no threshold: the class itself is in the record.
+    pub(crate) fn compared(&self, facts: &RequestFacts) -> Option<String> {
+        let c = classification(facts)?;
+        match self {
+            Self::MinConfidence(min) => Some(format!("confidence={:.2}>={min}", c.confidence)),
+            Self::MaxConfidence(max) => Some(format!("confidence={:.2}<{max}", c.confidence)),
+            Self::Unknown(true) => Some("unknown".to_owned()),
+            Self::Unknown(false) => Some("in-scope".to_owned()),
+            _ => None,
         }
     }
 }
@@ -91,6 +110,9 @@ pub(crate) fn compile(when: &Conditions) -> Vec<Condition> {
     }
     if let Some(max) = when.max_confidence {
         out.push(Condition::MaxConfidence(max));
+    }
+    if let Some(wanted) = when.unknown {
+        out.push(Condition::Unknown(wanted));
     }
     out
 }

@@ -16,6 +16,9 @@ pub struct Decision {
     /// What decided: [`Decision::ROUTE_HEADER`], [`Decision::REQUESTED_MODEL`],
     /// a policy rule's name, or [`Decision::DEFAULT`].
     pub rule: String,
+    /// The classifier thresholds the rule compared, with the request's values
+    /// (`confidence=0.41<0.5`, `unknown`), when its conditions use the classifier's signals.
+    pub compared: Option<String>,
 }
 
 impl Decision {
@@ -32,6 +35,7 @@ impl Decision {
         Self {
             route: route.to_owned(),
             rule: rule.to_owned(),
+            compared: None,
         }
     }
 }
@@ -141,7 +145,12 @@ impl Engine {
             return Ok(Decision::new(route, Decision::CLASSIFIER_ERROR));
         }
         if let Some(rule) = self.rules.iter().find(|r| r.matches(facts)) {
-            return Ok(Decision::new(&rule.route, &rule.name));
+            let compared: Vec<String> =
+                rule.conditions.iter().filter_map(|c| c.compared(facts)).collect();
+            return Ok(Decision {
+                compared: (!compared.is_empty()).then(|| compared.join(",")),
+                ..Decision::new(&rule.route, &rule.name)
+            });
         }
         Ok(Decision::new(&self.default_route, Decision::DEFAULT))
     }

@@ -44,4 +44,8 @@ pub struct Classification {
     pub class: String,
     /// In `0.0..=1.0`.
     pub confidence: f32,
+    /// Out of scope: unlike everything the scorer was built from.
+    pub unknown: bool,
+    /// Cosine similarity to the nearest text the scorer was built from, when it keeps them.
+    pub similarity: Option<f32>,
 }

@@ -6,6 +6,7 @@ pub mod classifier;
 mod condition;
 mod engine;
 mod facts;
+pub mod stats;
 mod tokens;
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ function readPage() {
   }
   const routes = [...document.querySelectorAll('[data-testid="route-row"]')].map((tr) =>
     Object.fromEntries([...tr.querySelectorAll('td')].map((td) => [td.dataset.testid, td.textContent])));
+  const classes = [...document.querySelectorAll('[data-testid="class-row"]')].map((tr) =>
+    Object.fromEntries([...tr.querySelectorAll('td')].map((td) => [td.dataset.testid, td.textContent])));
   const charts = [...document.querySelectorAll('figure[data-testid^="chart-"]')].map((f) => ({
     id: f.dataset.testid,
     lines: [...f.querySelectorAll('path[data-route]')].map((p) => ({
@@ -47,6 +49,7 @@ function readPage() {
     pressed: [...document.querySelectorAll('nav button[aria-pressed="true"]')].map((b) => b.dataset.window),
     totals,
     routes,
+    classes,
     charts,
   };
 }

@@ -29,6 +29,21 @@ pub fn fixtures_dir() -> PathBuf {
 }
 
 /// The workspace root (for `policies/examples` and the like).
+/// The MiniLM encoder directory (`$SLUICEGATE_MODELS/minilm`, else this checkout's
+/// `models/minilm`); panics saying how to get it when it is missing.
+pub fn minilm_dir() -> PathBuf {
+    let dir = std::env::var_os("SLUICEGATE_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_dir().join("models"))
+        .join("minilm");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "the MiniLM encoder is missing from {}: run scripts/fetch-models",
+        dir.display()
+    );
+    dir
+}
+
 pub fn workspace_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()

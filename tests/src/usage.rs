@@ -19,7 +19,8 @@ pub const ADMIN_KEY: &str = "test-admin-key-0123";
 
 /// A gateway with routes `small` (cheap), `big` (the reference route) and `bad` (always
 /// 502), after traffic: 6 + 3 streamed requests to `small`, 2 to `big`, 2 to `bad` and one
-/// body that is not JSON.
+/// body that is not JSON. The real on-box classifier classifies each request: the `big` ones
+/// ask for a refund (class `billing`), the others greet (`greeting`), the bad body has none.
 #[derive(Debug)]
 pub struct Traffic {
     pub gateway: Gateway,
@@ -50,6 +51,12 @@ pub async fn start_with_traffic() -> Traffic {
     toml.push_str(&priced_route("small", "0.15", "0.60"));
     toml.push_str(&priced_route("big", "2.50", "10.00"));
     toml.push_str(&priced_route("bad", "1", "1"));
+    toml.push_str(&format!(
+        "[classifier]\nencoder = \"{}\"\non_classifier_error = \"small\"\ntimeout = \"5s\"\n\n\
+         [classes.greeting]\nexamples = [\"hello\", \"hi there, how are you?\"]\n\n\
+         [classes.billing]\nexamples = [\"refund my last payment\", \"I was charged twice\"]\n\n",
+        crate::minilm_dir().display()
+    ));
     toml.push_str(&routing("small", ""));
     toml.push_str(&format!(
         "[ledger]\nurl = \"{}\"\nreference_route = \"big\"\n",
@@ -59,7 +66,17 @@ pub async fn start_with_traffic() -> Traffic {
     let gateway = Gateway::start(&toml, &[("SLUICEGATE_ADMIN_KEY", ADMIN_KEY)]).await;
     let chat = format!("{}/v1/chat/completions", gateway.url());
     let client = http_client();
-    let body = |model: &str, stream: bool| json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hello"}]});
+    // The classifier loads in the background; until then requests would get no class.
+    let ready = format!("{}/readyz", gateway.url());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while client.get(&ready).send().await.unwrap().status() != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "the classifier never loaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let body = |model: &str, stream: bool| {
+        let text = if model == "big" { "please refund my last payment" } else { "hello there" };
+        json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": text}]})
+    };
     let plan = [
         ("small", false, 6, 200),
         ("small", true, 3, 200),
@@ -92,6 +109,12 @@ pub async fn start_with_traffic() -> Traffic {
     };
     let rows = traffic.ledger_rows().await;
     assert_eq!(rows.len(), sent);
+    let count = |class: Option<&str>| rows.iter().filter(|r| r.class.as_deref() == class).count();
+    assert_eq!(
+        (count(Some("greeting")), count(Some("billing")), count(None)),
+        (11, 2, 1),
+        "the classes recorded: {rows:?}"
+    );
     traffic
 }
 
@@ -148,14 +171,15 @@ pub struct Expected {
     pub p95_ttft: Option<f64>,
 }
 
-/// Nearest rank: the value at position ceil(p/100 * n) (1-based) of the sorted values.
-fn nearest_rank(mut values: Vec<f64>, p: f64) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let rank = ((p / 100.0) * values.len() as f64).ceil().max(1.0) as usize;
-    Some(values[rank - 1])
+/// The nearest-rank percentile by its definition, counting (not the gateway's rank arithmetic):
+/// the smallest of the values with at least `p`% of them at or below it.
+fn nearest_rank(values: Vec<f64>, p: f64) -> Option<f64> {
+    let n = values.len() as f64;
+    values
+        .iter()
+        .copied()
+        .filter(|x| values.iter().filter(|v| *v <= x).count() as f64 * 100.0 >= p * n)
+        .min_by(f64::total_cmp)
 }
 
 impl Expected {
@@ -210,6 +234,18 @@ impl Expected {
             .map(|(k, rows)| (k, Expected::of(&rows, reference)))
             .collect();
         (Expected::of(&all, reference), groups)
+    }
+
+    /// The expected figures per class (`None`: not classified), from the rows' `class`.
+    pub fn by_class(rows: &[LedgerRow], reference: &str) -> BTreeMap<Option<String>, Expected> {
+        let mut groups: BTreeMap<Option<String>, Vec<&LedgerRow>> = BTreeMap::new();
+        for r in rows {
+            groups.entry(r.class.clone()).or_default().push(r);
+        }
+        groups
+            .into_iter()
+            .map(|(k, rows)| (k, Expected::of(&rows, reference)))
+            .collect()
     }
 
     /// Asserts that a `/api/usage` (or report) stats object holds exactly these figures.

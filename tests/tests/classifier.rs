@@ -8,17 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sluicegate_tests::policy::{openai_backend, route, routing};
-use sluicegate_tests::{chat, header, http_client, run_sluicegate, temp_dir, workspace_dir};
+use sluicegate_tests::{chat, header, http_client, run_sluicegate, temp_dir};
 use sluicegate_tests::{FakeUpstream, Gateway};
 
 fn encoder_dir() -> PathBuf {
-    let dir = workspace_dir().join("models/minilm");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "the MiniLM encoder is missing from {}: run scripts/fetch-models",
-        dir.display()
-    );
-    dir
+    sluicegate_tests::minilm_dir()
 }
 
 /// Routes `billing` and `remote` on one fake upstream; a rule per class and an escalation rule.

@@ -10,20 +10,11 @@ use std::time::Duration;
 use serde_json::json;
 use sluicegate_tests::otlp::OtlpReceiver;
 use sluicegate_tests::policy::{openai_backend, route, routing};
-use sluicegate_tests::{chat, header, ledger_rows, metrics_text, workspace_dir};
+use sluicegate_tests::{chat, header, ledger_rows, metrics_text};
 use sluicegate_tests::{FakeUpstream, Gateway};
 
 fn encoder_dir() -> PathBuf {
-    let dir = std::env::var_os("SLUICEGATE_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_dir().join("models"))
-        .join("minilm");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "{} is missing: run scripts/fetch-models",
-        dir.display()
-    );
-    dir
+    sluicegate_tests::minilm_dir()
 }
 
 #[tokio::test]
@@ -39,6 +30,7 @@ async fn the_verdict_reaches_the_ledger_the_metrics_the_span_and_the_header() {
 encoder = "{}"
 on_classifier_error = "remote"
 timeout = "5s"
+min_similarity = 0.3
 
 [classes.billing]
 examples = ["I was charged twice", "refund my last payment", "why is my invoice higher this month"]
@@ -59,7 +51,10 @@ url = "ledger.sqlite"
     ));
     toml.push_str(&routing(
         "remote",
-        r#"rules = [{ name = "billing", route = "billing", when = { class = "billing" } }]"#,
+        r#"rules = [
+    { name = "unfamiliar", route = "remote", when = { unknown = true } },
+    { name = "billing", route = "billing", when = { class = "billing" } },
+]"#,
     ));
     let mut gw = Gateway::start(&toml, &[]).await;
     // Wait for the encoder: until then requests take `on_classifier_error`.
@@ -88,6 +83,21 @@ url = "ledger.sqlite"
     );
     let _ = r.text().await.unwrap();
 
+    // A request unlike both classes' examples is `unknown` and escalates.
+    let far = json!({"model": "auto", "messages": [
+        {"role": "user", "content": "Photosynthesis converts light into chemical energy in chloroplasts."}
+    ]});
+    let r = chat(&gw, &far).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-sluicegate-route"), "remote");
+    let far_decision = header(&r, "x-sluicegate-decision").to_owned();
+    assert!(
+        far_decision.starts_with("rule=unfamiliar(unknown); class=unknown(similarity=0.")
+            && far_decision.contains("<0.3); runner_up="),
+        "{far_decision}"
+    );
+    let _ = r.text().await.unwrap();
+
     // The metrics: the class label and one classification timed.
     let metrics = metrics_text(&gw).await;
     let sample = metrics
@@ -99,15 +109,23 @@ url = "ledger.sqlite"
         .lines()
         .find(|l| l.starts_with("sluicegate_classifier_duration_seconds_count"))
         .unwrap_or_else(|| panic!("no classifier histogram:\n{metrics}"));
-    assert!(timed.ends_with(" 1"), "{timed}");
+    assert!(timed.ends_with(" 2"), "{timed}");
+    let unknown = metrics
+        .lines()
+        .find(|l| l.starts_with("sluicegate_requests_total{") && l.contains("class=\"unknown\""))
+        .unwrap_or_else(|| panic!("no request counted under class unknown:\n{metrics}"));
+    assert!(unknown.ends_with(" 1"), "{unknown}");
 
     gw.sigterm();
     assert!(gw.wait().await.success(), "{}", gw.stderr());
 
     // The ledger row.
     let rows = ledger_rows(&gw.dir().join("ledger.sqlite")).await;
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    let row = &rows[0];
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let row = rows
+        .iter()
+        .find(|r| r.class.as_deref() != Some("unknown"))
+        .unwrap();
     assert_eq!(row.class.as_deref(), Some("billing"));
     assert_eq!(row.rule.as_deref(), Some("billing"));
     let confidence = row.confidence.unwrap();
@@ -117,17 +135,30 @@ url = "ledger.sqlite"
         "{decision} vs {row:?}"
     );
     assert!(row.classifier_ms.unwrap() > 0.0, "{row:?}");
+    assert_eq!(row.runner_up.as_deref(), Some("chitchat"), "{row:?}");
+    assert!(row.similarity.unwrap() >= 0.3, "{row:?}");
+    let far_row = rows
+        .iter()
+        .find(|r| r.class.as_deref() == Some("unknown"))
+        .unwrap();
+    assert_eq!(far_row.rule.as_deref(), Some("unfamiliar"), "{far_row:?}");
+    assert_eq!(far_row.compared.as_deref(), Some("unknown"), "{far_row:?}");
+    assert!(far_row.similarity.unwrap() < 0.3, "{far_row:?}");
+    assert!(far_row.runner_up.is_some(), "the nearest class: {far_row:?}");
 
     // The span.
     let mut spans = receiver.spans();
     for _ in 0..50 {
-        if !spans.is_empty() {
+        if spans.len() >= 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         spans = receiver.spans();
     }
-    let span = spans.first().expect("one span exported");
+    let span = spans
+        .iter()
+        .find(|s| s.attr("sluicegate.class").as_deref() == Some("billing"))
+        .expect("the billing request's span exported");
     assert_eq!(span.attr("sluicegate.class").as_deref(), Some("billing"));
     assert_eq!(span.attr("sluicegate.rule").as_deref(), Some("billing"));
     let c: f64 = span.attr("sluicegate.confidence").unwrap().parse().unwrap();
@@ -140,4 +171,11 @@ url = "ledger.sqlite"
         span.attr("sluicegate.runner_up").as_deref(),
         Some("chitchat")
     );
+    let far_span = spans
+        .iter()
+        .find(|s| s.attr("sluicegate.class").as_deref() == Some("unknown"))
+        .expect("the unknown request's span exported");
+    assert_eq!(far_span.attr("sluicegate.compared").as_deref(), Some("unknown"));
+    let s: f64 = far_span.attr("sluicegate.similarity").unwrap().parse().unwrap();
+    assert!(s < 0.3, "{s}");
 }

@@ -69,6 +69,14 @@ async fn usage_api_and_report_match_the_ledger() {
         let key = r["route"].as_str().map(str::to_owned);
         routes[&key].assert_matches(r, &format!("route {key:?}"));
     }
+    // The same requests by class: what the classifier said, as the ledger holds it.
+    let classes = Expected::by_class(&rows, "big");
+    let api_classes = usage["classes"].as_array().unwrap();
+    assert_eq!(api_classes.len(), classes.len(), "{api_classes:?}");
+    for c in api_classes {
+        let key = c["class"].as_str().map(str::to_owned);
+        classes[&key].assert_matches(c, &format!("class {key:?}"));
+    }
     // The series add up to the totals.
     let series = usage["series"].as_array().unwrap();
     let sum: u64 = series.iter().map(|p| p["requests"].as_u64().unwrap()).sum();
@@ -147,6 +155,16 @@ async fn usage_api_and_report_match_the_ledger() {
             out.lines().any(|l| l.starts_with(name)),
             "{name} missing:\n{out}"
         );
+    }
+    // By class: greeting (11), billing (2) and the unparsable body's (none) (1).
+    let (ok, out, err) = report(&traffic.policy, &["--since", "1h", "--by", "class"]);
+    assert!(ok, "{err}");
+    for (name, requests) in [("greeting", "11"), ("billing", "2"), ("(none)", "1")] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{out}"));
+        assert_eq!(line.split_whitespace().nth(1), Some(requests), "{line}");
     }
     let (ok, _, err) = report(&traffic.policy, &["--since", "yesterday"]);
     assert!(!ok);

@@ -203,6 +203,31 @@ async fn the_dashboard_shows_the_ledger_in_chromium() {
         );
     }
 
+    // One row per class the classifier gave (and `(none)`), each figure equal.
+    let by_class = Expected::by_class(&rows, "big");
+    let shown: BTreeMap<String, &Value> = page["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["class-name"].as_str().unwrap().to_owned(), r))
+        .collect();
+    assert_eq!(
+        shown.keys().cloned().collect::<BTreeSet<_>>(),
+        BTreeSet::from(["(none)".to_owned(), "billing".into(), "greeting".into()])
+    );
+    for (key, e) in &by_class {
+        let name = names(key);
+        let row = shown[&name];
+        let cell = |id: &str| row[id].as_str().unwrap();
+        assert_eq!(cell("class-requests"), e.requests.to_string(), "{name}");
+        assert_eq!(cell("class-errors"), e.errors.to_string(), "{name}");
+        assert_eq!(money(cell("class-cost")), e.cost, "{name}");
+        assert_eq!(money(cell("class-savings")), e.savings, "{name}");
+        assert_eq!(cell("class-escalation-share"), share_text(e), "{name}");
+        assert_ms(cell("class-p50-latency"), e.p50_latency, &name);
+        assert_eq!(cell("class-input-tokens"), e.input_tokens.to_string(), "{name}");
+    }
+
     // Five charts, one line per route; the plotted requests and costs add up per route.
     let charts = page["charts"].as_array().unwrap();
     let ids: Vec<&str> = charts.iter().map(|c| c["id"].as_str().unwrap()).collect();

@@ -24,15 +24,19 @@ fn gguf() -> String {
     path.display().to_string()
 }
 
-/// The embedded default policy, with the model file found from this checkout.
+/// The embedded default policy, with the model files found from this checkout.
 fn default_policy() -> String {
     let policy = sluicegate_policies::DEFAULT_POLICY;
     let relative = "gguf = \"models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf\"";
+    let encoder = "encoder = \"models/minilm\"";
     assert!(
-        policy.contains(relative),
-        "the default policy's model path changed"
+        policy.contains(relative) && policy.contains(encoder),
+        "the default policy's model paths changed"
     );
-    policy.replace(relative, &format!("gguf = \"{}\"", gguf()))
+    let minilm = sluicegate_tests::minilm_dir();
+    policy
+        .replace(relative, &format!("gguf = \"{}\"", gguf()))
+        .replace(encoder, &format!("encoder = \"{}\"", minilm.display()))
 }
 
 /// Polls `/readyz` until 200. Every 503 on the way must be the model loading.
@@ -51,7 +55,11 @@ async fn wait_ready(gw: &Gateway) -> Value {
             return body;
         }
         assert_eq!(status, 503, "{body}");
-        assert_eq!(body["backends"]["smollm2"]["loading"], true, "{body}");
+        assert!(
+            body["backends"]["smollm2"]["loading"] == true
+                || body["classifier"]["state"] == "loading",
+            "{body}"
+        );
         assert_eq!(body["status"], "not_ready");
         assert!(
             Instant::now() < until,

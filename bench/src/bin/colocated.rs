@@ -16,7 +16,7 @@ use anyhow::Context;
 use futures::StreamExt;
 use sluicegate_encoder::{Encoder, ServiceOptions};
 use sluicegate_local::{LocalBackend, LocalOptions};
-use sluicegate_router::classifier::metrics::percentile;
+use sluicegate_router::stats::percentile_of;
 use sluicegate_wire::ChatBackend;
 use sluicegate_wire::ChatRequest;
 
@@ -42,7 +42,7 @@ fn encoder_latency(
         pool.install(|| encoder.embed(&[text]))?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    Ok((percentile(&ms, 50.0), percentile(&ms, 99.0)))
+    Ok((percentile_of(&ms, 50.0).unwrap_or(0.0), percentile_of(&ms, 99.0).unwrap_or(0.0)))
 }
 
 fn request(i: u64) -> anyhow::Result<ChatRequest> {

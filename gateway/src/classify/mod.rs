@@ -21,7 +21,7 @@ use sluicegate_wire::{ChatRequest, Role};
 use tower::{Layer, Service};
 
 use crate::chat::ChatCall;
-use crate::ledger::OutcomeHandle;
+use crate::ledger::{OutcomeHandle, UNKNOWN_CLASS};
 
 /// Classifies each call with `classifier` (none: calls pass through untouched).
 ///
@@ -37,11 +37,23 @@ use crate::ledger::OutcomeHandle;
 pub struct ClassifyLayer {
     classifier: Option<Arc<dyn Classifier>>,
     input: ClassifierInput,
+    min_similarity: Option<f32>,
 }
 
 impl ClassifyLayer {
     pub fn new(classifier: Option<Arc<dyn Classifier>>, input: ClassifierInput) -> Self {
-        Self { classifier, input }
+        Self {
+            classifier,
+            input,
+            min_similarity: None,
+        }
+    }
+
+    /// The policy's `min_similarity`, recorded beside each verdict's similarity (the scorer
+    /// applies it; this is so the record can say what was compared).
+    pub fn with_min_similarity(mut self, min_similarity: Option<f32>) -> Self {
+        self.min_similarity = min_similarity;
+        self
     }
 }
 
@@ -53,6 +65,7 @@ impl<S> Layer<S> for ClassifyLayer {
             inner,
             classifier: self.classifier.clone(),
             input: self.input,
+            min_similarity: self.min_similarity,
         }
     }
 }
@@ -63,6 +76,7 @@ pub struct Classify<S> {
     inner: S,
     classifier: Option<Arc<dyn Classifier>>,
     input: ClassifierInput,
+    min_similarity: Option<f32>,
 }
 
 /// The text of a request that is classified. Non-text parts are skipped.
@@ -110,6 +124,7 @@ where
             return Box::pin(inner.call(call));
         };
         let text = classify_text(&call.body, self.input);
+        let min_similarity = self.min_similarity;
         Box::pin(async move {
             let mut signals = call.extensions.remove::<Signals>().unwrap_or_default();
             let record = call.extensions.get::<OutcomeHandle>().cloned();
@@ -126,8 +141,10 @@ where
                     signals.classification = Some(Classification {
                         class: verdict.class.clone(),
                         confidence: verdict.confidence,
+                        unknown: verdict.unknown,
+                        similarity: verdict.similarity,
                     });
-                    record.update(|o| write_verdict(o, verdict));
+                    record.update(|o| write_verdict(o, verdict, min_similarity));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "classifier unavailable: using on_classifier_error");
@@ -141,12 +158,21 @@ where
     }
 }
 
-/// The verdict into the request's record.
-fn write_verdict(o: &mut crate::ledger::Outcome, verdict: Verdict) {
-    o.runner_up = verdict.top.get(1).cloned();
+/// The verdict into the request's record. An out-of-scope verdict is recorded as class
+/// `unknown` with the nearest class as its runner-up.
+fn write_verdict(o: &mut crate::ledger::Outcome, verdict: Verdict, min_similarity: Option<f32>) {
     o.classifier_ms = Some(verdict.millis);
-    o.confidence = Some(verdict.confidence);
-    o.class = Some(verdict.class);
+    o.similarity = verdict.similarity;
+    o.min_similarity = min_similarity;
+    if verdict.unknown {
+        o.runner_up = Some((verdict.class, verdict.confidence));
+        o.confidence = Some(verdict.confidence);
+        o.class = Some(UNKNOWN_CLASS.to_owned());
+    } else {
+        o.runner_up = verdict.top.get(1).cloned();
+        o.confidence = Some(verdict.confidence);
+        o.class = Some(verdict.class);
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,10 @@ examples = ["I was charged twice"]
 [policy]
 default = "small"
 [[policy.rules]]
+name = "unfamiliar"
+route = "remote"
+when = { unknown = true }
+[[policy.rules]]
 name = "unsure"
 route = "remote"
 when = { max_confidence = 0.5 }
@@ -75,7 +79,10 @@ async fn run(classifier: Option<Arc<dyn Classifier>>, mut call: ChatCall) -> (Re
     let dispatch = service_fn(|call: ChatCall| async move {
         let d = call.extensions.get::<Decision>().unwrap().clone();
         let record = call.extensions.get::<OutcomeHandle>().unwrap().clone();
-        record.update(|o| o.rule = Some(d.rule.clone()));
+        record.update(|o| {
+            o.rule = Some(d.rule.clone());
+            o.compared = d.compared.clone();
+        });
         let mut r = http::StatusCode::OK.into_response();
         r.headers_mut()
             .insert(headers::ROUTE, d.route.parse().unwrap());
@@ -85,7 +92,10 @@ async fn run(classifier: Option<Arc<dyn Classifier>>, mut call: ChatCall) -> (Re
         Ok::<_, Infallible>(r)
     });
     let stack = ServiceBuilder::new()
-        .layer(ClassifyLayer::new(classifier, ClassifierInput::default()))
+        .layer(
+            ClassifyLayer::new(classifier, ClassifierInput::default())
+                .with_min_similarity(Some(0.3)),
+        )
         .layer(DecideLayer::new(engine))
         .service(dispatch);
     let response = stack.oneshot(call).await.unwrap();
@@ -105,6 +115,8 @@ fn verdict(class: &str, confidence: f32) -> Verdict {
             ("other".into(), 1.0 - confidence),
         ],
         millis: 3.0,
+        similarity: Some(0.8),
+        unknown: false,
     }
 }
 
@@ -128,8 +140,26 @@ async fn verdict_reaches_the_engine_the_record_and_the_header() {
     assert_eq!(header(&r, headers::ROUTE), "remote");
     assert_eq!(
         header(&r, headers::DECISION),
-        "rule=unsure; class=billing(0.30); runner_up=other(0.70)"
+        "rule=unsure(confidence=0.30<0.5); class=billing(0.30); runner_up=other(0.70)"
     );
+}
+
+#[tokio::test]
+async fn an_unknown_request_is_recorded_as_unknown_with_the_nearest_class() {
+    let mut v = verdict("billing", 0.95);
+    v.similarity = Some(0.21);
+    v.unknown = true;
+    let fake: Arc<dyn Classifier> = Arc::new(Fake(Ok(v)));
+    let (r, record) = run(Some(fake), hello()).await;
+    assert_eq!(header(&r, headers::ROUTE), "remote");
+    assert_eq!(
+        header(&r, headers::DECISION),
+        "rule=unfamiliar(unknown); class=unknown(similarity=0.21<0.3); runner_up=billing(0.95)"
+    );
+    assert_eq!(record.class.as_deref(), Some("unknown"));
+    assert_eq!(record.runner_up, Some(("billing".into(), 0.95)));
+    assert_eq!(record.similarity, Some(0.21));
+    assert_eq!(record.compared.as_deref(), Some("unknown"));
 }
 
 #[tokio::test]

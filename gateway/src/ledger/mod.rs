@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use layer::{LedgerLayer, LedgerService};
-pub use outcome::{Outcome, OutcomeHandle, RequestParams};
+pub use outcome::{Outcome, OutcomeHandle, RequestParams, UNKNOWN_CLASS};
 pub use row::{compute_cost, cost, LedgerRow, Pricing};
 pub use store::Store;
 

@@ -4,6 +4,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+/// The class recorded for a request the classifier found out of scope.
+pub const UNKNOWN_CLASS: &str = "unknown";
+
 /// Facts about one request's handling; every field is optional because a request can fail
 /// at any layer (a 400 never gets a route).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -16,11 +19,18 @@ pub struct Outcome {
     pub confidence: Option<f32>,
     pub runner_up: Option<(String, f32)>,
     pub classifier_ms: Option<f64>,
+    /// Cosine similarity to the nearest text the scorer was built from, and the policy's
+    /// `min_similarity` it was held against; `class` is `unknown` when it fell short (or a
+    /// head's out-of-scope label won), and `runner_up` is then the nearest class.
+    pub similarity: Option<f32>,
+    pub min_similarity: Option<f32>,
     /// Why the classifier gave no verdict (`overloaded`, `timeout`, ...); the engine then
     /// used `on_classifier_error`.
     pub classifier_error: Option<String>,
     /// The policy rule that chose the route (written by dispatch from the decision).
     pub rule: Option<String>,
+    /// The classifier thresholds the rule compared, with this request's values.
+    pub compared: Option<String>,
     pub route: Option<String>,
     pub backend: Option<String>,
     pub upstream_model: Option<String>,
@@ -57,11 +67,22 @@ pub struct Outcome {
 
 impl Outcome {
     /// `x-sluicegate-decision`: why the request went where it went, read from this record:
-    /// `rule=R; class=C(0.87); runner_up=D(0.09); fallback=a(timeout)->b`, or
+    /// `rule=R(confidence=0.41<0.5); class=C(0.41); runner_up=D(0.09); fallback=a(timeout)->b`,
+    /// `class=unknown(similarity=0.21<0.3)` for an out-of-scope request, or
     /// `class=error(overloaded)` when the classifier could not answer.
     pub fn decision_header(&self) -> String {
-        let mut parts = vec![format!("rule={}", self.rule.as_deref().unwrap_or("none"))];
+        let rule = self.rule.as_deref().unwrap_or("none");
+        let mut parts = vec![match &self.compared {
+            Some(compared) => format!("rule={rule}({compared})"),
+            None => format!("rule={rule}"),
+        }];
         match (&self.class, self.confidence, &self.classifier_error) {
+            (Some(class), _, _) if class == UNKNOWN_CLASS => {
+                parts.push(match (self.similarity, self.min_similarity) {
+                    (Some(s), Some(min)) => format!("class={class}(similarity={s:.2}<{min})"),
+                    _ => format!("class={class}"),
+                })
+            }
             (Some(class), Some(c), _) => parts.push(format!("class={class}({c:.2})")),
             (_, _, Some(kind)) => parts.push(format!("class=error({kind})")),
             _ => {}

@@ -16,9 +16,17 @@ pub struct LedgerRow {
     /// Hash of the client's API key (never the key), if it sent one.
     pub api_key_id: Option<String>,
     pub requested_model: Option<String>,
+    /// The classifier's class (`unknown` when out of scope) and its probability.
     pub class: Option<String>,
     pub confidence: Option<f32>,
+    /// The second most likely class (for `unknown`, the nearest class) and its probability.
+    pub runner_up: Option<String>,
+    pub runner_up_confidence: Option<f32>,
+    /// Cosine similarity to the nearest text the scorer was built from.
+    pub similarity: Option<f32>,
     pub rule: Option<String>,
+    /// The thresholds the rule compared, with the request's values (`confidence=0.41<0.5`).
+    pub compared: Option<String>,
     pub route: Option<String>,
     pub backend: Option<String>,
     pub upstream_model: Option<String>,
@@ -101,7 +109,11 @@ impl LedgerRow {
             requested_model: outcome.requested_model,
             class: outcome.class,
             confidence: outcome.confidence,
+            runner_up: outcome.runner_up.as_ref().map(|(c, _)| c.clone()),
+            runner_up_confidence: outcome.runner_up.map(|(_, p)| p),
+            similarity: outcome.similarity,
             rule: outcome.rule,
+            compared: outcome.compared,
             route: outcome.route,
             backend: outcome.backend,
             upstream_model: outcome.upstream_model,

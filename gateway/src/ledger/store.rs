@@ -46,6 +46,10 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("compute_ms", "DOUBLE PRECISION"),
     ("prompt", "TEXT"),
     ("reply", "TEXT"),
+    ("runner_up", "TEXT"),
+    ("runner_up_confidence", "DOUBLE PRECISION"),
+    ("similarity", "DOUBLE PRECISION"),
+    ("compared", "TEXT"),
 ];
 
 /// A ledger database.
@@ -173,13 +177,17 @@ impl Store {
                         .push_bind(r.stream)
                         .push_bind(r.compute_ms)
                         .push_bind(r.prompt.clone())
-                        .push_bind(r.reply.clone());
+                        .push_bind(r.reply.clone())
+                        .push_bind(r.runner_up.clone())
+                        .push_bind(r.runner_up_confidence.map(f64::from))
+                        .push_bind(r.similarity.map(f64::from))
+                        .push_bind(r.compared.clone());
                 });
                 q.push(" ON CONFLICT (request_id) DO NOTHING");
                 q.build().execute($pool).await?;
             }};
         }
-        // SQLite allows 32766 bound parameters per statement; 26 columns * 512 rows fits.
+        // SQLite allows 32766 bound parameters per statement; 30 columns * 512 rows fits.
         for chunk in rows.chunks(512) {
             match self {
                 Store::Sqlite(pool) => insert_with!(sqlx::Sqlite, pool, chunk),
@@ -192,7 +200,7 @@ impl Store {
     /// Rows that arrived at or after `since_ms`, oldest first, without their content
     /// (`prompt` and `reply` are left out of reads).
     pub async fn rows_since(&self, since_ms: i64) -> Result<Vec<LedgerRow>, sqlx::Error> {
-        let sql = "SELECT request_id, time_ms, api_key_id, requested_model, class, confidence, rule, route, backend, upstream_model, attempts, fallbacks, status, error_type, input_tokens, output_tokens, tokens_estimated, cost_usd, counterfactual_cost_usd, latency_ms, ttft_ms, classifier_ms, stream, compute_ms FROM ledger WHERE time_ms >= ";
+        let sql = "SELECT request_id, time_ms, api_key_id, requested_model, class, confidence, rule, route, backend, upstream_model, attempts, fallbacks, status, error_type, input_tokens, output_tokens, tokens_estimated, cost_usd, counterfactual_cost_usd, latency_ms, ttft_ms, classifier_ms, stream, compute_ms, runner_up, runner_up_confidence, similarity, compared FROM ledger WHERE time_ms >= ";
         macro_rules! select_with {
             ($db:ty, $pool:expr) => {{
                 let mut q = QueryBuilder::<$db>::new(sql);
@@ -209,7 +217,7 @@ impl Store {
     }
 }
 
-const INSERT_HEAD: &str = "INSERT INTO ledger (request_id, time_ms, api_key_id, requested_model, class, confidence, rule, route, backend, upstream_model, attempts, fallbacks, status, error_type, input_tokens, output_tokens, tokens_estimated, cost_usd, counterfactual_cost_usd, latency_ms, ttft_ms, classifier_ms, stream, compute_ms, prompt, reply) ";
+const INSERT_HEAD: &str = "INSERT INTO ledger (request_id, time_ms, api_key_id, requested_model, class, confidence, rule, route, backend, upstream_model, attempts, fallbacks, status, error_type, input_tokens, output_tokens, tokens_estimated, cost_usd, counterfactual_cost_usd, latency_ms, ttft_ms, classifier_ms, stream, compute_ms, prompt, reply, runner_up, runner_up_confidence, similarity, compared) ";
 
 #[derive(sqlx::FromRow)]
 struct RowTuple {
@@ -237,6 +245,10 @@ struct RowTuple {
     classifier_ms: Option<f64>,
     stream: bool,
     compute_ms: Option<f64>,
+    runner_up: Option<String>,
+    runner_up_confidence: Option<f64>,
+    similarity: Option<f64>,
+    compared: Option<String>,
 }
 
 fn from_tuple(t: RowTuple) -> LedgerRow {
@@ -267,6 +279,10 @@ fn from_tuple(t: RowTuple) -> LedgerRow {
         classifier_ms: t.classifier_ms,
         stream: t.stream,
         compute_ms: t.compute_ms,
+        runner_up: t.runner_up,
+        runner_up_confidence: t.runner_up_confidence.map(|c| c as f32),
+        similarity: t.similarity.map(|c| c as f32),
+        compared: t.compared,
         prompt: None,
         reply: None,
     }

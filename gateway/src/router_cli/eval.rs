@@ -9,9 +9,10 @@ use anyhow::{bail, Context};
 use clap::Args;
 use sluicegate_encoder::Encoder;
 use sluicegate_router::classifier::metrics::{
-    percentile, report, threshold_for_accuracy, threshold_for_escalation, threshold_row, Prediction,
+    report, threshold_for_accuracy, threshold_for_escalation, threshold_row, Prediction,
 };
 use sluicegate_router::classifier::train::Rng;
+use sluicegate_router::stats::percentile_of;
 use sluicegate_router::classifier::{ExampleScorer, ExampleStrategy, Head, Scorer};
 
 use super::{embed, load_encoder, read_rows, EncoderArg, Row};
@@ -30,6 +31,10 @@ pub struct ScorerArgs {
     pub few_shot_from: Option<PathBuf>,
     #[arg(long, default_value_t = 5)]
     pub shots: usize,
+    /// Out of scope below this similarity to the nearest example or training row (default:
+    /// the policy's `min_similarity` with `--config`, else the threshold for the target recall).
+    #[arg(long)]
+    pub min_similarity: Option<f32>,
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +54,9 @@ pub struct EvalArgs {
     /// Requests timed one by one for the latency percentiles.
     #[arg(long, default_value_t = 200)]
     pub latency_samples: usize,
+    /// Out-of-scope recall the reported threshold must reach when none is chosen.
+    #[arg(long, default_value_t = 0.9)]
+    pub target_oos_recall: f32,
     #[command(flatten)]
     pub encoder: EncoderArg,
 }
@@ -63,12 +71,16 @@ pub struct CalibrateArgs {
     #[arg(
         long,
         conflicts_with = "target_accuracy",
-        required_unless_present = "target_accuracy"
+        required_unless_present_any = ["target_accuracy", "target_oos_recall"]
     )]
     pub target_escalation: Option<f32>,
     /// Accuracy the kept (not escalated) requests must reach.
     #[arg(long)]
     pub target_accuracy: Option<f32>,
+    /// Instead: the `min_similarity` that finds this share of the out-of-scope rows (rows
+    /// whose label the scorer lacks).
+    #[arg(long, conflicts_with_all = ["target_escalation", "target_accuracy"])]
+    pub target_oos_recall: Option<f32>,
     #[command(flatten)]
     pub encoder: EncoderArg,
 }
@@ -125,6 +137,15 @@ fn scorers(
     .collect())
 }
 
+/// The `min_similarity` of the policy given with `--config`, if any.
+fn policy_min_similarity(args: &ScorerArgs) -> anyhow::Result<Option<f32>> {
+    let Some(config) = &args.config else {
+        return Ok(None);
+    };
+    let policy = sluicegate_policies::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(policy.classifier.and_then(|c| c.min_similarity))
+}
+
 fn predict(scorer: &dyn Scorer, rows: &[Row], x: &[Vec<f32>]) -> (Vec<Prediction>, usize) {
     let labels = scorer.labels();
     let mut unknown = 0;
@@ -164,6 +185,7 @@ pub fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
     let x = embed(&encoder, &args.encoder.encoder, &texts)?;
     let scorers = scorers(&args.scorer, &encoder, &args.encoder.encoder)?;
+    let chosen = args.scorer.min_similarity.or(policy_min_similarity(&args.scorer)?);
     for (name, scorer) in &scorers {
         let (preds, unknown) = predict(scorer.as_ref(), &rows, &x);
         let r = report(&preds, scorer.labels().len());
@@ -173,11 +195,17 @@ pub fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
             r.macro_f1 * 100.0,
             preds.len(),
             if unknown > 0 {
-                format!(", {unknown} with labels the scorer lacks, skipped")
+                format!(", {unknown} with labels the scorer lacks: out of scope, below")
             } else {
                 String::new()
             }
         );
+    }
+    for (name, scorer) in &scorers {
+        match super::scope::cases(scorer.as_ref(), &rows, &x) {
+            Some(cases) => super::scope::report(name, &cases, chosen, args.target_oos_recall),
+            None => println!("\n{name}: keeps no embeddings to compare with (retrain the head)"),
+        }
     }
     let Some((name, scorer)) = scorers.first() else {
         return Ok(());
@@ -223,8 +251,8 @@ pub fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         "latency per request (n={}, mean {:.0} tokens): p50 {:.1} ms  p99 {:.1} ms",
         ms.len(),
         tokens as f64 / ms.len().max(1) as f64,
-        percentile(&ms, 50.0),
-        percentile(&ms, 99.0)
+        percentile_of(&ms, 50.0).unwrap_or(0.0),
+        percentile_of(&ms, 99.0).unwrap_or(0.0)
     );
     Ok(())
 }
@@ -238,6 +266,11 @@ pub fn calibrate_command(args: &CalibrateArgs) -> anyhow::Result<()> {
     let Some((name, scorer)) = scorers.first() else {
         bail!("no scorer");
     };
+    if let Some(target) = args.target_oos_recall {
+        let cases = super::scope::cases(scorer.as_ref(), &rows, &x)
+            .context("the scorer keeps no embeddings to compare with (retrain the head)")?;
+        return super::scope::calibrate(name, &cases, target);
+    }
     let (preds, _) = predict(scorer.as_ref(), &rows, &x);
     let row = match (args.target_escalation, args.target_accuracy) {
         (Some(share), _) => threshold_for_escalation(&preds, share),

@@ -6,6 +6,7 @@
 
 mod eval;
 mod routellm;
+mod scope;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -74,6 +75,14 @@ pub struct TrainArgs {
     /// head's accuracy on them: for choosing settings without touching a test set.
     #[arg(long, default_value_t = 0.0)]
     pub dev_share: f32,
+    /// The label of rows that are out of scope ("none of these"): trained as a class of its
+    /// own, and a request it wins is `unknown`. Its rows are not kept as references.
+    #[arg(long)]
+    pub oos_label: Option<String>,
+    /// In-scope training rows whose embeddings the head keeps, so a request far from all of
+    /// them is `unknown` under the policy's `min_similarity` (0 keeps none).
+    #[arg(long, default_value_t = 20_000)]
+    pub references: usize,
 }
 
 /// Runs a `sluicegate router` command.
@@ -233,7 +242,21 @@ fn train_command(args: &TrainArgs) -> anyhow::Result<()> {
         idx.iter().map(|&i| (x[i].clone(), y[i])).unzip()
     };
     let (fit_x, fit_y) = pick(fit);
-    let head = train_head(&fit_x, &fit_y, labels, encoder.fingerprint(), &options)?;
+    let oos = match &args.oos_label {
+        Some(l) => Some(labels.binary_search(l).map_err(|_| {
+            anyhow::anyhow!("--oos-label {l:?}: no row has that label")
+        })?),
+        None => None,
+    };
+    let mut head = train_head(&fit_x, &fit_y, labels, encoder.fingerprint(), &options)?;
+    head.oos_label = args.oos_label.clone();
+    head.references = fit_x
+        .iter()
+        .zip(&fit_y)
+        .filter(|(_, y)| Some(**y) != oos)
+        .map(|(x, _)| x.clone())
+        .take(args.references)
+        .collect();
     if !dev.is_empty() {
         let (dev_x, dev_y) = pick(dev);
         let right = dev_x
@@ -252,9 +275,10 @@ fn train_command(args: &TrainArgs) -> anyhow::Result<()> {
     }
     head.save(&args.out)?;
     println!(
-        "wrote {} ({} classes, encoder {})",
+        "wrote {} ({} classes, {} reference rows, encoder {})",
         args.out.display(),
         head.labels.len(),
+        head.references.len(),
         head.encoder
     );
     Ok(())

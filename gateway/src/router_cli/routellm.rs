@@ -3,13 +3,17 @@
 //! A head learns "the small model (Mixtral-8x7B) answers this right" on one part of the file.
 //! On the held-out part, the prompts the head trusts least go to the large model (GPT-4): for
 //! each share sent to the large model, quality is the share answered right, against random
-//! routing (which mixes the two models' accuracies linearly).
+//! routing (which mixes the two models' accuracies linearly). Three routers are compared: the
+//! head, a k-nearest-neighbours vote of the training prompts (how often the small model was
+//! right on the 25 most similar), and their mean; each with RouteLLM's APGR and the share of
+//! large-model calls needed for 50%, 80% and 95% of the quality gap.
 
 use std::path::Path;
 
 use anyhow::bail;
 use sluicegate_router::classifier::train::{Rng, TrainOptions};
-use sluicegate_router::classifier::Scorer;
+use sluicegate_router::classifier::escalation::{apgr, calls_for_gap, quality_curve};
+use sluicegate_router::classifier::{cosine, Scorer};
 
 use super::{embed, load_encoder, read_rows, train_head};
 
@@ -42,25 +46,20 @@ pub fn run(file: &Path, train_share: f32, encoder_dir: &Path) -> anyhow::Result<
     };
     let head = train_head(&x[..cut], &y, labels, encoder.fingerprint(), &options)?;
 
-    // Held-out: order by P(small right), least trusted first.
+    // Held-out: each router's trust that the small model is right; least trusted go large.
     let test = &rows[cut..];
-    let mut scored: Vec<(f32, bool, bool)> = test
+    let head_trust: Vec<f32> = x[cut..].iter().map(|e| head.probabilities(e)[0]).collect();
+    let knn_trust: Vec<f32> = x[cut..]
         .iter()
-        .zip(&x[cut..])
-        .map(|(r, e)| (head.probabilities(e)[0], r.1, r.2))
+        .map(|e| knn_small_right(e, &x[..cut], &rows[..cut], KNN))
         .collect();
-    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let n = scored.len();
-    let small = scored.iter().filter(|r| r.1).count() as f64 / n as f64;
-    let large = scored.iter().filter(|r| r.2).count() as f64 / n as f64;
-    // quality[k]: the k least trusted go large, the rest small.
-    let mut quality = Vec::with_capacity(n + 1);
-    let mut right = scored.iter().filter(|r| r.1).count() as i64;
-    quality.push(right as f64 / n as f64);
-    for r in &scored {
-        right += i64::from(r.2) - i64::from(r.1);
-        quality.push(right as f64 / n as f64);
-    }
+    let blend: Vec<f32> = head_trust.iter().zip(&knn_trust).map(|(h, k)| (h + k) / 2.0).collect();
+    let with = |trust: &[f32]| -> Vec<(f32, bool, bool)> {
+        trust.iter().zip(test).map(|(t, r)| (*t, r.1, r.2)).collect()
+    };
+    let n = test.len();
+    let small = test.iter().filter(|r| r.1).count() as f64 / n as f64;
+    let large = test.iter().filter(|r| r.2).count() as f64 / n as f64;
     println!(
         "{}: {} train / {n} held out; small model right {:.1}%, large {:.1}%",
         file.display(),
@@ -68,7 +67,27 @@ pub fn run(file: &Path, train_share: f32, encoder_dir: &Path) -> anyhow::Result<
         small * 100.0,
         large * 100.0
     );
-    println!("share to large | quality (classifier) | quality (random)");
+    let routers = [
+        ("head", quality_curve(&with(&head_trust))),
+        ("knn-25", quality_curve(&with(&knn_trust))),
+        ("head+knn", quality_curve(&with(&blend))),
+    ];
+    println!("router    | APGR  | large-model calls for 50% / 80% / 95% of the gap");
+    let calls = |q: &[f64], gap: f64| {
+        calls_for_gap(q, gap).map_or("  n/a".to_owned(), |c| format!("{:>5.1}%", c * 100.0))
+    };
+    for (name, q) in &routers {
+        println!(
+            "{name:<9} | {:.3} | {} / {} / {}",
+            apgr(q),
+            calls(q, 0.5),
+            calls(q, 0.8),
+            calls(q, 0.95)
+        );
+    }
+    println!("random    | 0.500 | 50.0% / 80.0% / 95.0%");
+    let quality = &routers[2].1;
+    println!("\nhead+knn: share to large | quality (router) | quality (random)");
     for step in 0..=10 {
         let share = f64::from(step) / 10.0;
         let k = ((share * n as f64).round() as usize).min(n);
@@ -80,23 +99,20 @@ pub fn run(file: &Path, train_share: f32, encoder_dir: &Path) -> anyhow::Result<
             random * 100.0
         );
     }
-    let goal = 0.95 * large;
-    match quality.iter().position(|q| *q >= goal) {
-        Some(k) => println!(
-            "95% of the large model's quality ({:.1}%): classifier sends {:.1}% to the large model",
-            goal * 100.0,
-            k as f64 / n as f64 * 100.0
-        ),
-        None => println!("95% of the large model's quality is not reached"),
-    }
-    let random_share = if small >= goal {
-        0.0
-    } else {
-        (goal - small) / (large - small).max(1e-9)
-    };
-    println!(
-        "random routing needs {:.1}% to the large model",
-        random_share.min(1.0) * 100.0
-    );
     Ok(())
+}
+
+/// Neighbours whose answers vote in the kNN router.
+const KNN: usize = 25;
+
+/// The share of the `k` training prompts most similar to `e` that the small model got right.
+fn knn_small_right(e: &[f32], train: &[Vec<f32>], rows: &[(String, bool, bool)], k: usize) -> f32 {
+    let mut sims: Vec<(f32, bool)> = train
+        .iter()
+        .zip(rows)
+        .map(|(t, r)| (cosine(e, t), r.1))
+        .collect();
+    let k = k.min(sims.len()).max(1);
+    sims.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+    sims[..k].iter().filter(|s| s.1).count() as f32 / k as f32
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 use serde::Serialize;
+use sluicegate_router::stats::percentile;
 
 use super::Dimension;
 use crate::ledger::LedgerRow;
@@ -221,10 +222,10 @@ impl Acc {
             savings_usd: (self.counterfactual - self.cost).normalize(),
             input_tokens: self.input,
             output_tokens: self.output,
-            p50_latency_ms: percentile(&self.latency, 50),
-            p95_latency_ms: percentile(&self.latency, 95),
-            p50_ttft_ms: percentile(&self.ttft, 50),
-            p95_ttft_ms: percentile(&self.ttft, 95),
+            p50_latency_ms: percentile(&self.latency, 50.0),
+            p95_latency_ms: percentile(&self.latency, 95.0),
+            p50_ttft_ms: percentile(&self.ttft, 50.0),
+            p95_ttft_ms: percentile(&self.ttft, 95.0),
             compute_seconds: self.compute_ms / 1000.0,
             implied_usd_per_mtok: (self.compute_tokens > 0).then(|| {
                 (self.compute_cost * Decimal::from(1_000_000u32)
@@ -234,16 +235,6 @@ impl Acc {
             }),
         }
     }
-}
-
-/// The nearest-rank percentile of sorted values: the smallest value with at least `p`% of
-/// the values at or below it (always one of the values, never interpolated).
-pub fn percentile(sorted: &[f64], p: usize) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (p * sorted.len()).div_ceil(100).clamp(1, sorted.len());
-    sorted.get(rank - 1).copied()
 }
 
 /// The start of the bucket of size `bucket_ms` that holds `time_ms` (buckets are aligned to

@@ -8,8 +8,10 @@
 
 use std::fmt;
 
-use http::{header, HeaderMap};
+use axum_extra::headers::{authorization::Bearer, Authorization, Cookie, HeaderMapExt};
+use http::HeaderMap;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 
@@ -42,10 +44,9 @@ fn digest(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
 }
 
-/// Equality whose time does not depend on where the inputs differ.
+/// Equality whose time does not depend on where the inputs differ (`subtle`).
 fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
+    a.ct_eq(b).into()
 }
 
 impl AdminKey {
@@ -108,10 +109,10 @@ impl AdminKey {
             AdminKey::Missing { .. } => Err(self.closed()),
             AdminKey::Required { .. } => {
                 if let Some(key) = bearer(headers) {
-                    return self.check_key(key);
+                    return self.check_key(&key);
                 }
                 let cookie_ok = match (cookie(headers, COOKIE), self.cookie_value()) {
-                    (Some(got), Some(want)) => same(&digest(got), &digest(&want)),
+                    (Some(got), Some(want)) => same(&digest(&got), &digest(&want)),
                     _ => false,
                 };
                 if cookie_ok {
@@ -139,24 +140,18 @@ impl AdminKey {
     }
 }
 
-/// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+/// The token of `Authorization: Bearer <token>` (`headers`' typed header: the scheme is
+/// case-insensitive; a malformed or empty one counts as absent, so the caller answers 401).
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let auth = headers.typed_get::<Authorization<Bearer>>()?;
+    let token = auth.token().trim();
+    (!token.is_empty()).then(|| token.to_owned())
 }
 
 /// The value of cookie `name`, if the request sent it.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
+        .typed_get::<Cookie>()?
+        .get(name)
+        .map(str::to_owned)
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::aggregate::Keyed;
 use super::auth::COOKIE;
-use super::{load, now_ms, AdminKey, Dimension, Stats, Window};
+use super::{now_ms, query, summarize, AdminKey, Dimension, Stats, Window};
 use crate::error::ApiError;
 use crate::ledger::Store;
 
@@ -71,6 +71,8 @@ struct UsageBody<'a> {
     reference_route: Option<&'a str>,
     totals: &'a Stats,
     routes: Vec<Keyed<'a>>,
+    /// The same requests by the classifier's class (`null`: not classified).
+    classes: Vec<Keyed<'a>>,
     series: Vec<Keyed<'a>>,
 }
 
@@ -101,21 +103,17 @@ async fn usage(
     let to_ms = now_ms();
     let from_ms = to_ms - window.length_ms();
     let reference = ctx.reference_route.as_deref();
-    let summary = load(
-        store,
-        Dimension::Route,
-        from_ms,
-        to_ms,
-        Some(window.bucket_ms()),
-        reference,
-    )
-    .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "usage query failed");
-        ApiError::LedgerUnavailable(
-            "could not read the ledger; the gateway's log has the details".into(),
-        )
-    })?;
+    let rows = query::rows_between(store, from_ms, to_ms)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "usage query failed");
+            ApiError::LedgerUnavailable(
+                "could not read the ledger; the gateway's log has the details".into(),
+            )
+        })?;
+    let by = |d: Dimension, bucket: Option<i64>| summarize(&rows, d, from_ms, to_ms, bucket, reference);
+    let summary = by(Dimension::Route, Some(window.bucket_ms()));
+    let by_class = by(Dimension::Class, None);
     let body = UsageBody {
         window: window.as_str(),
         from_ms,
@@ -127,6 +125,11 @@ async fn usage(
             .groups
             .iter()
             .map(|g| g.keyed(Dimension::Route))
+            .collect(),
+        classes: by_class
+            .groups
+            .iter()
+            .map(|g| g.keyed(Dimension::Class))
             .collect(),
         series: summary
             .series

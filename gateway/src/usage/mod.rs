@@ -33,7 +33,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use aggregate::{percentile, summarize, Group, Point, Stats, Summary, UsageRow};
+pub use aggregate::{summarize, Group, Point, Stats, Summary, UsageRow};
 pub use auth::AdminKey;
 /// Re-exported so tests and tools can add up ledger money without naming the crate.
 pub use rust_decimal::Decimal;

@@ -50,6 +50,8 @@ pub struct Conditions {
     pub min_confidence: Option<f32>,
     /// The classifier's confidence `<` this (in `0..=1`): "unsure" requests.
     pub max_confidence: Option<f32>,
+    /// The classifier found the request out of scope (`true`) or in scope (`false`).
+    pub unknown: Option<bool>,
 }
 
 impl Conditions {
@@ -63,6 +65,7 @@ impl Conditions {
             && self.class.is_none()
             && self.min_confidence.is_none()
             && self.max_confidence.is_none()
+            && self.unknown.is_none()
     }
 }
 
@@ -76,7 +79,7 @@ pub struct HeaderMatch {
 }
 
 /// The validated `[classifier]` table with its classes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClassifierConfig {
     /// The encoder directory.
     pub encoder: PathBuf,
@@ -90,7 +93,13 @@ pub struct ClassifierConfig {
     pub timeout: Duration,
     /// Classes declared by examples.
     pub classes: BTreeMap<String, ClassConfig>,
+    /// A request whose nearest example (or head training row) is less similar than this is
+    /// out of scope (`unknown`). `None`: only a head's out-of-scope label makes it so.
+    pub min_similarity: Option<f32>,
 }
+
+// Phase 2 admits `min_similarity` only inside -1..=1, never NaN, so equality is total.
+impl Eq for ClassifierConfig {}
 
 impl ClassifierConfig {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);

@@ -60,6 +60,40 @@ fn knn_input_and_timeout_options() {
     assert_eq!(c.matching, ExampleMatch::Knn(5));
     assert_eq!(c.input, ClassifierInput::LastUser);
     assert_eq!(c.timeout, Duration::from_secs(1));
+    assert_eq!(c.min_similarity, None);
+}
+
+#[test]
+fn min_similarity_and_the_unknown_condition() {
+    let src = classified(
+        r#"
+[[policy.rules]]
+name = "unfamiliar"
+route = "remote"
+when = { unknown = true }
+"#,
+    )
+    .replace(
+        "on_classifier_error = \"remote\"",
+        "on_classifier_error = \"remote\"\nmin_similarity = 0.3",
+    );
+    let p = crate::parse(&src).unwrap();
+    assert_eq!(p.classifier.unwrap().min_similarity, Some(0.3));
+    assert_eq!(p.routing.rules[2].when.unknown, Some(true));
+    let bad = classified("").replace(
+        "on_classifier_error = \"remote\"",
+        "on_classifier_error = \"remote\"\nmin_similarity = 1.5",
+    );
+    assert_has(&errors(&bad), "classifier.min_similarity", "not a cosine similarity");
+    let stray = classified("").replace(
+        "on_classifier_error = \"remote\"",
+        "on_classifier_error = \"remote\"\nmin_similarty = 0.3",
+    );
+    assert_has(
+        &errors(&stray),
+        "classifier.min_similarty",
+        "unknown field `min_similarty`",
+    );
 }
 
 #[test]

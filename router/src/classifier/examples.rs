@@ -113,6 +113,15 @@ impl Scorer for ExampleScorer {
         p.pop();
         p
     }
+
+    /// The nearest example's cosine similarity, whatever the strategy.
+    fn similarity(&self, embedding: &[f32]) -> Option<f32> {
+        self.examples
+            .iter()
+            .flatten()
+            .map(|e| cosine(embedding, e))
+            .max_by(f32::total_cmp)
+    }
 }
 
 #[cfg(test)]
@@ -154,6 +163,7 @@ mod tests {
         let far = s.verdict(&unit(&[0.2, 0.0, 0.98])).unwrap();
         assert_eq!(far.class, "a");
         assert!(far.confidence < 0.1, "{far:?}");
+        assert!((far.similarity.unwrap() - 0.2).abs() < 0.01, "{far:?}");
         let near = s.verdict(&unit(&[0.9, 0.0, 0.44])).unwrap();
         assert!(near.confidence > 0.99, "{near:?}");
         // Without the floor, the same far request looks confident.

@@ -9,6 +9,11 @@
 //! averaged. A one-member head is written exactly as above (format `sluicegate-head/1`); an
 //! ensemble names its tensors `member{k}.layer{i}.*` and is marked `sluicegate-head/2`, so an
 //! older reader refuses it instead of misreading it. Both formats load.
+//!
+//! Optionally, a head keeps the embeddings of its in-scope training rows (tensor
+//! `references`, `[rows, dim]`), so a request unlike all of them can be told out of scope
+//! ([`Scorer::similarity`]), and names the label that means "none of these" (metadata
+//! `oos_label`, from `router train --oos-label`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,6 +27,8 @@ pub use sluicegate_encoder::Dense;
 const META_LABELS: &str = "labels";
 const META_ENCODER: &str = "encoder";
 const META_FORMAT: &str = "format";
+const META_OOS: &str = "oos_label";
+const REFERENCES: &str = "references";
 const FORMAT: &str = "sluicegate-head/1";
 const FORMAT_ENSEMBLE: &str = "sluicegate-head/2";
 
@@ -47,6 +54,10 @@ pub struct Head {
     /// One or more networks; [`Scorer::probabilities`] averages their softmax outputs.
     pub members: Vec<Member>,
     pub encoder: String,
+    /// Unit-length embeddings of the in-scope rows it was trained on (may be empty).
+    pub references: Vec<Vec<f32>>,
+    /// The label that means out of scope, if it was trained with one.
+    pub oos_label: Option<String>,
 }
 
 fn bad(path: &Path, why: impl std::fmt::Display) -> ClassifyError {
@@ -60,6 +71,8 @@ impl Head {
             labels,
             members: vec![layers],
             encoder,
+            references: Vec::new(),
+            oos_label: None,
         }
     }
 
@@ -141,10 +154,24 @@ impl Head {
         } else {
             vec![read_member("")?]
         };
+        let references = match tensors.get(REFERENCES) {
+            None => Vec::new(),
+            Some(t) => t
+                .to_vec2::<f32>()
+                .map_err(|e| bad(path, format!("references: {e}")))?,
+        };
+        let oos_label = info.get(META_OOS).cloned();
+        if let Some(oos) = &oos_label {
+            if !labels.contains(oos) {
+                return Err(bad(path, format!("out-of-scope label {oos:?} is not a label")));
+            }
+        }
         Ok(Self {
             labels,
             members,
             encoder,
+            references,
+            oos_label,
         })
     }
 
@@ -172,13 +199,21 @@ impl Head {
                 ));
             }
         }
+        if let Some(dim) = self.references.first().map(Vec::len) {
+            let flat: Vec<f32> = self.references.iter().flatten().copied().collect();
+            let t = Tensor::from_vec(flat, (self.references.len(), dim), &Device::Cpu);
+            tensors.push((REFERENCES.to_owned(), t.map_err(|e| bad(path, e))?));
+        }
         let labels = serde_json::to_string(&self.labels).map_err(|e| bad(path, e))?;
         let format = if ensemble { FORMAT_ENSEMBLE } else { FORMAT };
-        let info = HashMap::from([
+        let mut info = HashMap::from([
             (META_FORMAT.to_owned(), format.to_owned()),
             (META_LABELS.to_owned(), labels),
             (META_ENCODER.to_owned(), self.encoder.clone()),
         ]);
+        if let Some(oos) = &self.oos_label {
+            info.insert(META_OOS.to_owned(), oos.clone());
+        }
         let bytes = safetensors::serialize(tensors, Some(info)).map_err(|e| bad(path, e))?;
         std::fs::write(path, bytes).map_err(|e| bad(path, e))
     }
@@ -198,6 +233,17 @@ impl Scorer for Head {
         let n = self.members.len().max(1) as f32;
         mean.iter_mut().for_each(|m| *m /= n);
         mean
+    }
+
+    fn similarity(&self, embedding: &[f32]) -> Option<f32> {
+        self.references
+            .iter()
+            .map(|r| super::cosine(embedding, r))
+            .max_by(f32::total_cmp)
+    }
+
+    fn oos_label(&self) -> Option<&str> {
+        self.oos_label.as_deref()
     }
 }
 
@@ -223,13 +269,8 @@ mod tests {
 
     /// A two-layer member with pseudo-random weights: 5 inputs, 7 hidden, 3 classes.
     fn mlp(seed: u32) -> Member {
-        let mut s = seed.wrapping_mul(2_654_435_761).max(1);
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s % 2000) as f32 / 1000.0 - 1.0
-        };
+        let mut rng = crate::classifier::train::Rng::new(u64::from(seed));
+        let mut next = move || (rng.next_u64() % 2000) as f32 / 1000.0 - 1.0;
         let mut values = |n: usize| (0..n).map(|_| next()).collect::<Vec<f32>>();
         vec![dense(values(35), values(7)), dense(values(21), values(3))]
     }
@@ -295,9 +336,8 @@ mod tests {
     fn an_ensemble_averages_its_members_probabilities() {
         let members: Vec<Member> = (1..=3).map(mlp).collect();
         let head = Head {
-            labels: labels(),
             members: members.clone(),
-            encoder: "fp".into(),
+            ..Head::single(labels(), Vec::new(), "fp".into())
         };
         let x = [0.5, 0.1, -0.7, 0.2, 0.05];
         let mut expected = [0.0f32; 3];
@@ -318,9 +358,10 @@ mod tests {
     #[test]
     fn an_ensemble_round_trips_with_identical_outputs() {
         let head = Head {
-            labels: labels(),
             members: (1..=4).map(mlp).collect(),
-            encoder: "fp".into(),
+            references: vec![vec![1.0, 0.0, 0.0, 0.0, 0.0], vec![0.0, 0.6, 0.8, 0.0, 0.0]],
+            oos_label: Some("c".into()),
+            ..Head::single(labels(), Vec::new(), "fp".into())
         };
         let path = temp("ensemble");
         head.save(&path).unwrap();
@@ -330,6 +371,11 @@ mod tests {
             assert_eq!(back.probabilities(&x), head.probabilities(&x));
             assert_eq!(back.member_logits(&x), head.member_logits(&x));
         }
+        assert_eq!(back.references, head.references);
+        assert_eq!(back.oos_label.as_deref(), Some("c"));
+        // The nearest reference: cosine 0.6 * 0.6 + 0.8 * 0.8 = 1 with the second one.
+        let near = back.similarity(&[0.0, 0.6, 0.8, 0.0, 0.0]).unwrap();
+        assert!((near - 1.0).abs() < 1e-6, "{near}");
         let bytes = std::fs::read(&path).unwrap();
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
         assert_eq!(

@@ -1,4 +1,4 @@
-//! Evaluation arithmetic: accuracy, macro-F1, confusions, confidence thresholds, percentiles.
+//! Evaluation arithmetic: accuracy, macro-F1, confusions, confidence thresholds.
 
 /// One evaluated example.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -137,17 +137,6 @@ pub fn threshold_for_accuracy(predictions: &[Prediction], target: f32) -> Option
         .find(|r| r.kept_accuracy >= target && r.escalated < 1.0)
 }
 
-/// The `p`-th percentile (0..=100) of `values` by nearest rank; 0 when empty.
-pub fn percentile(values: &[f64], p: f64) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +163,5 @@ mod tests {
         assert!((row.kept_accuracy - 1.0).abs() < 1e-6);
         assert_eq!(threshold_for_escalation(&preds, 0.3).threshold, 0.7);
         assert_eq!(threshold_for_accuracy(&preds, 0.99).unwrap().threshold, 0.7);
-        assert_eq!(percentile(&[3.0, 1.0, 2.0, 4.0], 50.0), 2.0);
-        assert_eq!(percentile(&[3.0, 1.0, 2.0, 4.0], 99.0), 4.0);
     }
 }

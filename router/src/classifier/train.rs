@@ -6,6 +6,8 @@
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{linear, Linear, Module, Optimizer, VarBuilder, VarMap};
+use rand_core::{RngCore, SeedableRng};
+use rand_pcg::Pcg64Mcg;
 
 use super::head::{Dense, Head};
 use super::ClassifyError;
@@ -62,20 +64,19 @@ pub struct EpochReport {
     pub best_epoch: usize,
 }
 
-/// A tiny deterministic PRNG (xorshift64*), enough for shuffling.
+/// The seeded PRNG for shuffles and splits (`rand_pcg`'s PCG-64 MCG): the same seed gives the
+/// same order on every machine.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(Pcg64Mcg);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        Self(Pcg64Mcg::seed_from_u64(seed))
     }
     pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.0.next_u64()
     }
+    /// Fisher-Yates.
     pub fn shuffle<T>(&mut self, v: &mut [T]) {
         for i in (1..v.len()).rev() {
             let j = usize::try_from(self.next_u64() % (i as u64 + 1)).unwrap_or(0);
@@ -181,9 +182,8 @@ pub fn train(
         first.weight.iter_mut().for_each(|w| *w *= scale);
     }
     Ok(Head {
-        labels,
         members,
-        encoder,
+        ..Head::single(labels, Vec::new(), encoder)
     })
 }
 

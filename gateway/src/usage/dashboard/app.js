@@ -79,7 +79,30 @@ function render(body) {
   setText('total-p95-latency', ms(t.p95_latency_ms));
   setText('total-p50-ttft', ms(t.p50_ttft_ms));
   renderRoutes(body.routes);
+  renderClasses(body.classes || []);
   renderCharts(body);
+}
+
+function renderClasses(classes) {
+  const tbody = document.getElementById('classes');
+  tbody.replaceChildren();
+  for (const c of classes) {
+    const name = c.class == null ? '(none)' : c.class;
+    const tr = el('tr', { 'data-testid': 'class-row', 'data-class': name }, tbody);
+    const cells = [
+      ['class-name', name],
+      ['class-requests', String(c.requests)],
+      ['class-errors', String(c.errors)],
+      ['class-cost', money(c.cost_usd)],
+      ['class-savings', money(c.savings_usd)],
+      ['class-escalation-share', share(c.escalation_share)],
+      ['class-p50-latency', ms(c.p50_latency_ms)],
+      ['class-p95-latency', ms(c.p95_latency_ms)],
+      ['class-input-tokens', String(c.input_tokens)],
+      ['class-output-tokens', String(c.output_tokens)],
+    ];
+    for (const [id, text] of cells) el('td', { 'data-testid': id }, tr).textContent = text;
+  }
 }
 
 function renderRoutes(routes) {

@@ -2,7 +2,7 @@
 
 use super::{dec, row, rows, sqlite_with, FROM, TO};
 use crate::ledger::Store;
-use crate::usage::{load, percentile, summarize, Dimension, Since, UsageError, UsageRow, Window};
+use crate::usage::{load, summarize, Dimension, Since, UsageError, UsageRow, Window};
 
 async fn fixture_summary(reference: Option<&str>) -> crate::usage::Summary {
     let store = sqlite_with(&rows()).await;
@@ -138,18 +138,6 @@ async fn an_unreadable_cost_is_an_error_not_a_zero() {
         matches!(&err, UsageError::BadValue { column: "cost_usd", value, .. } if value == "lots"),
         "{err}"
     );
-}
-
-#[test]
-fn nearest_rank_percentiles() {
-    assert_eq!(percentile(&[], 50), None);
-    assert_eq!(percentile(&[7.0], 50), Some(7.0));
-    assert_eq!(percentile(&[7.0], 95), Some(7.0));
-    let hundred: Vec<f64> = (1..=100).map(f64::from).collect();
-    assert_eq!(percentile(&hundred, 50), Some(50.0));
-    assert_eq!(percentile(&hundred, 95), Some(95.0));
-    assert_eq!(percentile(&[1.0, 2.0], 50), Some(1.0));
-    assert_eq!(percentile(&[1.0, 2.0], 95), Some(2.0));
 }
 
 #[test]
