@@ -98,9 +98,11 @@ fn scorers(
     }
     if let Some(config) = &args.config {
         let policy = sluicegate_policies::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let c = policy
+        let mut c = policy
             .classifier
             .context("the policy has no [classifier] table")?;
+        // The encoder used is --encoder's (its embedding cache too), whatever the policy says.
+        c.encoder = encoder_dir.to_owned();
         let scorer = sluicegate_router::classifier::setup::scorer_for(&c, encoder)?;
         return Ok(vec![("policy".into(), scorer)]);
     }

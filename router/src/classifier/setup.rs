@@ -48,24 +48,37 @@ fn unscoped(config: &ClassifierConfig, encoder: &Encoder) -> Result<Arc<dyn Scor
         ExampleMatch::Auto | ExampleMatch::Centroid => ExampleStrategy::Centroid,
         ExampleMatch::Knn(k) => ExampleStrategy::Knn(k),
     };
-    Ok(Arc::new(ExampleScorer::new(classes, strategy)))
+    let scorer = ExampleScorer::new(classes, strategy);
+    // With `min_similarity`, familiarity is the similarity's job: the confidence says only
+    // how clearly the best class beats the others (no "none of them" share).
+    Ok(Arc::new(match config.min_similarity {
+        Some(_) => scorer.with_floor(-1.0),
+        None => scorer,
+    }))
 }
 
-/// The encoder directory `path` names: itself when it exists (or is absolute), else the same
-/// directory under `$SLUICEGATE_MODELS` (`models/minilm` -> `$SLUICEGATE_MODELS/minilm`), as
-/// a local backend's `gguf` is found.
+/// The encoder directory `path` names: itself when it exists, else what follows its last
+/// `models` component under `$SLUICEGATE_MODELS`, then under `./models` (so the default
+/// policy's `models/minilm` is found from a checkout, from `scripts/fetch-models`' folder, and
+/// when a copy of the policy in another directory is loaded with `--config`). When none
+/// exists, `path` itself, for the error to name.
 pub fn resolve_encoder(path: &Path) -> PathBuf {
-    if path.is_dir() || path.is_absolute() {
+    if path.is_dir() {
         return path.to_owned();
     }
-    if let Some(dir) = std::env::var_os("SLUICEGATE_MODELS") {
-        let rest = path.strip_prefix("models").unwrap_or(path);
-        let candidate = PathBuf::from(dir).join(rest);
-        if candidate.is_dir() {
-            return candidate;
-        }
-    }
-    path.to_owned()
+    let parts: Vec<_> = path.components().collect();
+    let Some(at) = parts.iter().rposition(|c| c.as_os_str() == "models") else {
+        return path.to_owned();
+    };
+    let rest: PathBuf = parts[at + 1..].iter().collect();
+    let roots = std::env::var_os("SLUICEGATE_MODELS")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from("models")]);
+    roots
+        .map(|root| root.join(&rest))
+        .find(|candidate| candidate.is_dir())
+        .unwrap_or_else(|| path.to_owned())
 }
 
 /// Starts the encoder service for `config` (its encoder found with [`resolve_encoder`]);
