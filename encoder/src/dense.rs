@@ -91,8 +91,7 @@ mod tests {
             for (path, got) in [(dispatched, layer.forward(&x)), ("portable", portable)] {
                 for (o, g) in got.iter().enumerate() {
                     let row = &layer.weight[o * n..(o + 1) * n];
-                    let plain =
-                        layer.bias[o] + row.iter().zip(&x).map(|(w, v)| w * v).sum::<f32>();
+                    let plain = layer.bias[o] + row.iter().zip(&x).map(|(w, v)| w * v).sum::<f32>();
                     assert!(
                         (g - plain).abs() < 1e-4,
                         "{path}: n = {n}, output {o}: {g} vs {plain}"

@@ -221,7 +221,10 @@ mod tests {
         softmax(&mut row);
         let z: f32 = [1.0f32, 2.0, 3.0, -1.0].iter().map(|x| x.exp()).sum();
         assert!((row[2] - 3.0f32.exp() / z).abs() < 1e-6, "{path}: {row:?}");
-        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6, "{path}: {row:?}");
+        assert!(
+            (row.iter().sum::<f32>() - 1.0).abs() < 1e-6,
+            "{path}: {row:?}"
+        );
 
         let mut row = vec![1.0f32, 2.0, 3.0, 4.0];
         layer_norm(&mut row, &[1.0; 4], &[0.5; 4], 1e-12);

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use sluicegate_local::testing::smollm2_gguf as gguf;
 use sluicegate_local::testing::say_kernel_paths;
+use sluicegate_local::testing::smollm2_gguf as gguf;
 use sluicegate_local::{Defaults, LocalBackend, LocalOptions, BUILT_IN_MAX_TOKENS};
 use sluicegate_wire::{ChatBackend, ChatRequest};
 

@@ -24,8 +24,8 @@ use candle_transformers::models::quantized_llama::ModelWeights;
 use sluicegate_local::model::{Llama, Step, WeightFormat};
 use sluicegate_local::tokenizer::GgufTokenizer;
 
-use sluicegate_local::testing::smollm2_gguf as gguf;
 use sluicegate_local::testing::say_kernel_paths;
+use sluicegate_local::testing::smollm2_gguf as gguf;
 
 fn argmax(v: &[f32]) -> usize {
     (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b })

@@ -12,8 +12,8 @@ use sluicegate_local::{LocalBackend, LocalOptions};
 use sluicegate_wire::{BackendError, ChatBackend};
 use sluicegate_wire::{ChatCompletionChunk, ChatRequest, Message, Role, Stop};
 
-use sluicegate_local::testing::smollm2_gguf as gguf;
 use sluicegate_local::testing::say_kernel_paths;
+use sluicegate_local::testing::smollm2_gguf as gguf;
 
 fn tokenizer() -> &'static GgufTokenizer {
     static TOK: OnceLock<GgufTokenizer> = OnceLock::new();

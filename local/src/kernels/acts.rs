@@ -50,7 +50,8 @@ impl Acts {
 /// Whether the CPU has AVX-512 F and BW, which the vector quantiser needs.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn has_avx512_bw() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw")
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
 }
 
 /// [`Acts::quantize`]'s loop in AVX-512, bit for bit the same as [`quantize_body`]: rounding

@@ -137,6 +137,7 @@ unsafe fn silu_mul_avx512(g: &[f32], u: &[f32], out: &mut [f32]) {
 /// `e^x` (below -87 gives 0 or a tiny value, above 88.7 infinity): `x = n·ln2 + r`,
 /// `|r| ≤ ln2/2`, degree-6 Taylor for `e^r` (relative error ≤ 2e-7), times `2^n` by `scalef`.
 ///
+/// # Safety
 /// Safe Rust that needs AVX-512F: a call from `#[target_feature(enable = "avx512f")]` code is
 /// safe, one from elsewhere is `unsafe` and must check the CPU first ([`available`]).
 #[inline]

@@ -200,7 +200,7 @@ unsafe fn matmul_t_avx2(kind: BlockKind, w: &[u8], x: &Acts, out: &mut [f32], ro
         while r < n {
             let take = group(n - r);
             let o = &mut o[r..r + take];
-            // SAFETY (all arms): `wr` is `row_bytes`, so `x.blocks` whole blocks of `kind`;
+            // SAFETY: in every arm, `wr` is `row_bytes`, so `x.blocks` whole blocks of `kind`;
             // rows `r..r + take` of `x` exist (`take <= n - r`) and their blocks lie in it
             // (the `# Safety` shapes).
             unsafe {

@@ -189,14 +189,14 @@ impl Packed {
                 // bits), which `out` holds (the `# Safety` contract).
                 unsafe {
                     match (self.kind, take) {
-                    (BlockKind::Q4_1, 8) => self.kernel::<8, false>(g, x, r, dst),
-                    (BlockKind::Q4_1, 4) => self.kernel::<4, false>(g, x, r, dst),
-                    (BlockKind::Q4_1, 2) => self.kernel::<2, false>(g, x, r, dst),
-                    (BlockKind::Q4_1, _) => self.kernel::<1, false>(g, x, r, dst),
-                    (BlockKind::Q8_0, 8) => self.kernel::<8, true>(g, x, r, dst),
-                    (BlockKind::Q8_0, 4) => self.kernel::<4, true>(g, x, r, dst),
-                    (BlockKind::Q8_0, 2) => self.kernel::<2, true>(g, x, r, dst),
-                    (BlockKind::Q8_0, _) => self.kernel::<1, true>(g, x, r, dst),
+                        (BlockKind::Q4_1, 8) => self.kernel::<8, false>(g, x, r, dst),
+                        (BlockKind::Q4_1, 4) => self.kernel::<4, false>(g, x, r, dst),
+                        (BlockKind::Q4_1, 2) => self.kernel::<2, false>(g, x, r, dst),
+                        (BlockKind::Q4_1, _) => self.kernel::<1, false>(g, x, r, dst),
+                        (BlockKind::Q8_0, 8) => self.kernel::<8, true>(g, x, r, dst),
+                        (BlockKind::Q8_0, 4) => self.kernel::<4, true>(g, x, r, dst),
+                        (BlockKind::Q8_0, 2) => self.kernel::<2, true>(g, x, r, dst),
+                        (BlockKind::Q8_0, _) => self.kernel::<1, true>(g, x, r, dst),
                     }
                 }
                 r += take;

@@ -154,7 +154,10 @@ fn candidates_match_a_full_sort() {
         // vector path sums in f32 lanes).
         for floor in [0.0, 1e-6, 0.3, 0.9, 2.0] {
             let kept = w.iter().filter(|&&x| x >= floor && x > 0.0);
-            let want = (kept.clone().count(), kept.map(|&x| f64::from(x)).sum::<f64>());
+            let want = (
+                kept.clone().count(),
+                kept.map(|&x| f64::from(x)).sum::<f64>(),
+            );
             for (path, got) in [
                 (dispatched, above(&w, floor)),
                 ("portable", above_portable(&w, floor)),

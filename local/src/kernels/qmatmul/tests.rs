@@ -87,9 +87,16 @@ fn check(kind: BlockKind, rows: usize, cols: usize, n: usize, seed: u64) {
         "avx2+fma+f16c",
         blocks::has_simd(),
     );
-    println!("{case}, prepared layer: checked its {} path", prepared_path(&layer));
+    println!(
+        "{case}, prepared layer: checked its {} path",
+        prepared_path(&layer)
+    );
     for simd in [false, true] {
-        let path = if simd && fast { "avx2+fma+f16c" } else { "portable" };
+        let path = if simd && fast {
+            "avx2+fma+f16c"
+        } else {
+            "portable"
+        };
         let mut t = vec![0.0; rows * n];
         blocks::matmul_t(kind, &blocks, &acts, &mut t, simd);
         let (mut err2, mut ref2) = (0.0f64, 0.0f64);
