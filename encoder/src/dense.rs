@@ -20,18 +20,25 @@ impl Dense {
         let mut out = self.bias.clone();
         #[cfg(target_arch = "x86_64")]
         if crate::kernels::has_avx2_fma() {
-            // SAFETY: the CPU has AVX2 and FMA (checked just above).
+            // SAFETY: `forward_avx2` is safe Rust whose only requirement is its target
+            // features, and `has_avx2_fma()` just found AVX2 and FMA on this CPU at run time.
             unsafe { forward_avx2(self, x, &mut out) };
             return out;
         }
-        forward_body(self, x, &mut out, |s, a, b| s + a * b);
+        forward_portable(self, x, &mut out);
         out
     }
 }
 
+/// The product in plain Rust (what CPUs without AVX2 + FMA run).
+fn forward_portable(layer: &Dense, x: &[f32], out: &mut [f32]) {
+    forward_body(layer, x, out, |s, a, b| s + a * b);
+}
+
+/// The product compiled with AVX2 + FMA, fused (callers check the CPU has them).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn forward_avx2(layer: &Dense, x: &[f32], out: &mut [f32]) {
+fn forward_avx2(layer: &Dense, x: &[f32], out: &mut [f32]) {
     forward_body(layer, x, out, |s, a, b| a.mul_add(b, s));
 }
 
@@ -66,8 +73,12 @@ fn dot(a: &[f32], b: &[f32], fma: &impl Fn(f32, f32, f32) -> f32) -> f32 {
 mod tests {
     use super::*;
 
+    /// The portable product and the dispatched one (AVX2 + FMA where the CPU has them)
+    /// against the plain sum.
     #[test]
     fn matches_the_plain_product_at_any_width() {
+        let fast = crate::kernels::report_path("dense", "avx2+fma");
+        let dispatched = if fast { "avx2+fma" } else { "portable" };
         for n in [1, 7, 8, 31, 32, 33, 384, 517] {
             let layer = Dense {
                 weight: (0..3 * n).map(|i| (i as f32 * 0.37).sin()).collect(),
@@ -75,14 +86,17 @@ mod tests {
                 inputs: n,
             };
             let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
-            let got = layer.forward(&x);
-            for (o, g) in got.iter().enumerate() {
-                let row = &layer.weight[o * n..(o + 1) * n];
-                let plain = layer.bias[o] + row.iter().zip(&x).map(|(w, v)| w * v).sum::<f32>();
-                assert!(
-                    (g - plain).abs() < 1e-4,
-                    "n = {n}, output {o}: {g} vs {plain}"
-                );
+            let mut portable = layer.bias.clone();
+            forward_portable(&layer, &x, &mut portable);
+            for (path, got) in [(dispatched, layer.forward(&x)), ("portable", portable)] {
+                for (o, g) in got.iter().enumerate() {
+                    let row = &layer.weight[o * n..(o + 1) * n];
+                    let plain = layer.bias[o] + row.iter().zip(&x).map(|(w, v)| w * v).sum::<f32>();
+                    assert!(
+                        (g - plain).abs() < 1e-4,
+                        "{path}: n = {n}, output {o}: {g} vs {plain}"
+                    );
+                }
             }
         }
     }

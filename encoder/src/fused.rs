@@ -214,8 +214,12 @@ impl FusedBert {
                 let v = &qkv[start * stride + 2 * h + head * d..];
                 let mut scores = vec![0f32; len * len];
                 // scores[i][j] = scale · q_i · k_j
-                // SAFETY: every index the product touches is inside the slices: rows `< len`
-                // at stride `3H` from offsets that leave `(len-1)·3H + d` elements.
+                // SAFETY: `qkv` is `[rows, 3H]` (the QKV layer's shapes were checked at load,
+                // the product's by `matmul_acc`). `gemm` reads `q` and `k` at `i · 3H + c` for
+                // rows `i < len` and columns `c < d`: the input's `start + len <= rows`
+                // positions leave each of them at least `(len - 1) · 3H + d` values (its
+                // offset in the row is at most `2H + (heads - 1) · d`, `d` short of `3H`). It writes `scores`, a fresh
+                // `len × len` buffer (row stride `len`) aliasing neither input.
                 unsafe {
                     gemm::gemm(
                         len,
@@ -242,7 +246,9 @@ impl FusedBert {
                 scores.chunks_mut(len).for_each(kernels::softmax);
                 let mut out = vec![0f32; len * d];
                 // out[i][c] = Σ_j p[i][j] · v_j[c]
-                // SAFETY: as above; `out` is `len × d`, `scores` is `len × len`.
+                // SAFETY: as above, `gemm` reads `v` at `j · 3H + c` for `j < len`, `c < d`,
+                // inside it, and `scores` (`len × len`) whole; it writes `out`, a fresh
+                // `len × d` buffer (row stride `d`) aliasing neither.
                 unsafe {
                     gemm::gemm(
                         len,

@@ -83,16 +83,18 @@ macro_rules! dispatch {
         pub fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             if has_avx2_fma() {
-                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                // SAFETY: `$fast` is safe Rust whose only requirement is its target features,
+                // and `has_avx2_fma()` just found AVX2 and FMA on this CPU at run time.
                 unsafe { $fast($($arg),*) };
                 return;
             }
             $body($($arg),*)
         }
 
+        /// The same body compiled with AVX2 + FMA (callers check the CPU has them).
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
-        unsafe fn $fast($($arg: $ty),*) {
+        fn $fast($($arg: $ty),*) {
             $body($($arg),*)
         }
     };
@@ -136,12 +138,32 @@ dispatch!(
     layer_norm, layer_norm_avx2, (row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32), layer_norm_body
 );
 
+/// For the kernel tests: prints whether `test` checked the `fast` path (one of
+/// [`simd_paths`]) besides the portable one, or the portable path only because this CPU lacks
+/// it; returns whether the CPU runs `fast`.
+#[cfg(test)]
+pub(crate) fn report_path(test: &str, fast: &str) -> bool {
+    let paths = simd_paths();
+    let runs = paths.contains(&fast);
+    if runs {
+        println!("{test}: checked the {fast} path and the portable path (CPU paths: {paths:?})");
+    } else {
+        println!(
+            "{test}: this CPU lacks {fast}: checked the portable path only (CPU paths: {paths:?})"
+        );
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// `exp` and `erf` are the scalar bodies the kernels inline; called here they run as
+    /// compiled for the portable path.
     #[test]
     fn exp_matches_std_across_its_range() {
+        println!("exp: checked the scalar polynomial as compiled for the portable path");
         let mut worst: f32 = 0.0;
         let mut x = -80.0f32;
         while x < 80.0 {
@@ -154,6 +176,7 @@ mod tests {
 
     #[test]
     fn erf_matches_reference_values() {
+        println!("erf: checked the scalar polynomial as compiled for the portable path");
         // erf(0.5), erf(1), erf(2) to 7 digits.
         for (x, want) in [
             (0.0f32, 0.0f32),
@@ -166,8 +189,18 @@ mod tests {
         }
     }
 
+    type Norm = fn(&mut [f32], &[f32], &[f32], f32);
+
+    /// The portable bodies, then the dispatched kernels (AVX2 + FMA where the CPU has them).
     #[test]
     fn gelu_softmax_and_norm_agree_with_plain_formulas() {
+        let fast = report_path("gelu, softmax, layer_norm", "avx2+fma");
+        let dispatched = if fast { "avx2+fma" } else { "portable" };
+        check("portable", gelu_body, softmax_body, layer_norm_body);
+        check(dispatched, gelu, softmax, layer_norm);
+    }
+
+    fn check(path: &str, gelu: fn(&mut [f32]), softmax: fn(&mut [f32]), layer_norm: Norm) {
         let mut xs = vec![-3.0f32, -1.0, -0.1, 0.0, 0.7, 2.5, 4.0];
         let want: Vec<f32> = xs
             .iter()
@@ -175,26 +208,29 @@ mod tests {
             .collect();
         gelu(&mut xs);
         for (got, want) in xs.iter().zip(&want) {
-            assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+            assert!((got - want).abs() < 1e-5, "{path}: {got} vs {want}");
         }
         let mut tails = vec![-9.0f32, 9.0];
         gelu(&mut tails);
         assert!(
             tails[0].abs() < 1e-6 && (tails[1] - 9.0).abs() < 1e-6,
-            "{tails:?}"
+            "{path}: {tails:?}"
         );
 
         let mut row = vec![1.0f32, 2.0, 3.0, -1.0];
         softmax(&mut row);
         let z: f32 = [1.0f32, 2.0, 3.0, -1.0].iter().map(|x| x.exp()).sum();
-        assert!((row[2] - 3.0f32.exp() / z).abs() < 1e-6);
-        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((row[2] - 3.0f32.exp() / z).abs() < 1e-6, "{path}: {row:?}");
+        assert!(
+            (row.iter().sum::<f32>() - 1.0).abs() < 1e-6,
+            "{path}: {row:?}"
+        );
 
         let mut row = vec![1.0f32, 2.0, 3.0, 4.0];
         layer_norm(&mut row, &[1.0; 4], &[0.5; 4], 1e-12);
         let sd = 1.25f32.sqrt();
-        assert!((row[0] - (0.5 - 1.5 / sd)).abs() < 1e-5, "{row:?}");
-        assert!((row[3] - (0.5 + 1.5 / sd)).abs() < 1e-5, "{row:?}");
+        assert!((row[0] - (0.5 - 1.5 / sd)).abs() < 1e-5, "{path}: {row:?}");
+        assert!((row[3] - (0.5 + 1.5 / sd)).abs() < 1e-5, "{path}: {row:?}");
     }
 
     /// erf by its Taylor series (slow, accurate for |x| < 4).

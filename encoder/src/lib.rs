@@ -12,9 +12,15 @@
 //!
 //! The scorers themselves (class examples, trained heads) live in `sluicegate-router`.
 //!
-//! Unsafe code (the vector kernels) is allowed in this crate only; every block states its
-//! invariant in a `SAFETY:` comment.
+//! Unsafe code (the vector kernels) is allowed in this crate only (the workspace denies it
+//! elsewhere). Every `unsafe` block states the invariant it relies on in a `SAFETY:` comment,
+//! every `unsafe fn` says what its caller must guarantee in a `# Safety` section, and an
+//! `unsafe fn` body is no unsafe context: its unsafe operations sit in commented blocks too. A
+//! kernel that is unsafe only for its `#[target_feature]` is a safe `#[target_feature]` fn,
+//! called from other code after a run-time feature check, in a commented `unsafe` block.
 #![allow(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod cache;
 pub mod dense;

@@ -25,6 +25,13 @@ fn model_dir() -> PathBuf {
     dir
 }
 
+/// Says which kernels a test of the whole model ran: the dispatch takes the first of these
+/// paths each kernel has (the unit tests check each path against its oracle).
+fn say_paths(test: &str) {
+    let paths = sluicegate_encoder::kernels::simd_paths();
+    println!("{test}: ran the encoder's fastest kernels of {paths:?} on this CPU");
+}
+
 /// Computed once with this code (candle 0.11, f32) and checked for plausibility: the
 /// paraphrase pair is far more similar than the unrelated pair, as with sentence-transformers.
 const REF_FIRST_DIMS: [f32; 8] = [
@@ -35,6 +42,7 @@ const REF_COS_UNRELATED: f32 = 0.118374;
 
 #[test]
 fn embeddings_match_the_reference() {
+    say_paths("embeddings_match_the_reference");
     let encoder = Encoder::load(&model_dir()).unwrap();
     let texts = [
         "How do I reset my password?",
@@ -73,6 +81,7 @@ fn embeddings_match_the_reference() {
 /// batch of very different lengths, element by element.
 #[test]
 fn fused_encoder_matches_candle_bert_model() {
+    say_paths("fused_encoder_matches_candle_bert_model");
     let dir = model_dir();
     let encoder = Encoder::load(&dir).unwrap();
     let reference = CandleBert::load(&dir).unwrap();
@@ -172,6 +181,7 @@ async fn ready(handle: &EncoderHandle) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_classifies_bad_input_without_panicking() {
+    say_paths("service_classifies_bad_input_without_panicking");
     // A generous deadline: this checks answers, not speed (a loaded CI box is slow).
     let options = ServiceOptions {
         timeout: Duration::from_secs(20),
@@ -200,6 +210,7 @@ async fn service_classifies_bad_input_without_panicking() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_batches_concurrent_calls_and_sheds_overload() {
+    say_paths("service_batches_concurrent_calls_and_sheds_overload");
     let options = ServiceOptions {
         queue: 2,
         timeout: Duration::from_secs(30),

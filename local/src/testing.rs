@@ -1,5 +1,5 @@
 //! For this crate's tests, examples and benches (and the workspace's): where
-//! `scripts/fetch-models` puts the SmolLM2 file.
+//! `scripts/fetch-models` puts the SmolLM2 file, and which kernel paths a model test ran.
 
 use std::path::PathBuf;
 
@@ -16,4 +16,18 @@ pub fn smollm2_gguf() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Says which kernels a test of the whole model ran: each kernel dispatches to the first of
+/// these paths it has (`SLUICEGATE_LOCAL_KERNEL=avx2` keeps the block weights off VNNI); the
+/// unit tests check each path against its oracle.
+pub fn say_kernel_paths(test: &str) {
+    let paths = crate::kernels::simd_paths();
+    let forced = std::env::var("SLUICEGATE_LOCAL_KERNEL").is_ok_and(|v| v == "avx2");
+    let note = if forced {
+        " (SLUICEGATE_LOCAL_KERNEL=avx2: no VNNI layout)"
+    } else {
+        ""
+    };
+    println!("{test}: ran the engine's fastest kernels of {paths:?} on this CPU{note}");
 }

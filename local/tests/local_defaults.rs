@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use sluicegate_local::testing::say_kernel_paths;
 use sluicegate_local::testing::smollm2_gguf as gguf;
 use sluicegate_local::{Defaults, LocalBackend, LocalOptions, BUILT_IN_MAX_TOKENS};
 use sluicegate_wire::{ChatBackend, ChatRequest};
@@ -32,6 +33,7 @@ fn backend(defaults: Defaults) -> LocalBackend {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_without_max_tokens_is_capped_and_one_that_asks_gets_more() {
+    say_kernel_paths("a_request_without_max_tokens_is_capped_and_one_that_asks_gets_more");
     let b = backend(Defaults::default());
     let none = b.prepare(&request(serde_json::json!({}))).unwrap();
     assert_eq!(none.max_tokens, BUILT_IN_MAX_TOKENS as usize);
@@ -54,6 +56,7 @@ async fn a_request_without_max_tokens_is_capped_and_one_that_asks_gets_more() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backend_defaults_apply_where_the_request_sets_none() {
+    say_kernel_paths("the_backend_defaults_apply_where_the_request_sets_none");
     let b = backend(Defaults {
         max_tokens: Some(6),
         temperature: Some(0.0),

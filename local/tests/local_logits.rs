@@ -24,6 +24,7 @@ use candle_transformers::models::quantized_llama::ModelWeights;
 use sluicegate_local::model::{Llama, Step, WeightFormat};
 use sluicegate_local::tokenizer::GgufTokenizer;
 
+use sluicegate_local::testing::say_kernel_paths;
 use sluicegate_local::testing::smollm2_gguf as gguf;
 
 fn argmax(v: &[f32]) -> usize {
@@ -67,6 +68,7 @@ fn compare(what: &str, ours: &[f32], theirs: &[f32]) {
 
 #[test]
 fn logits_match_candle_quantized_llama() {
+    say_kernel_paths("logits_match_candle_quantized_llama");
     // "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
     // is not needed verbatim; any ordinary ids exercise the same path.
     let prompt: Vec<u32> = vec![
@@ -123,6 +125,7 @@ fn loss(row: &[f32], next: u32) -> f64 {
 
 #[test]
 fn next_token_loss_matches_candle_quantized_llama() {
+    say_kernel_paths("next_token_loss_matches_candle_quantized_llama");
     let text = "The harbour town woke early. By six the fishing boats had left, and the baker \
         on Quay Street had sold his first forty loaves. Tourists would not arrive until the \
         ferry at ten, so for a few hours the streets belonged to the people who lived there.\n\n\

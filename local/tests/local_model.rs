@@ -12,6 +12,7 @@ use sluicegate_local::{LocalBackend, LocalOptions};
 use sluicegate_wire::{BackendError, ChatBackend};
 use sluicegate_wire::{ChatCompletionChunk, ChatRequest, Message, Role, Stop};
 
+use sluicegate_local::testing::say_kernel_paths;
 use sluicegate_local::testing::smollm2_gguf as gguf;
 
 fn tokenizer() -> &'static GgufTokenizer {
@@ -82,6 +83,7 @@ fn text_round_trips_through_the_tokenizer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn greedy_answers_like_llama_cpp_with_exact_usage() {
+    say_kernel_paths("greedy_answers_like_llama_cpp_with_exact_usage");
     let b = backend();
     let mut req = ask(FRANCE);
     req.max_tokens = Some(30);
@@ -117,6 +119,7 @@ fn text_of(chunks: &[ChatCompletionChunk]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_openai_chunks_and_stops_at_max_tokens() {
+    say_kernel_paths("streams_openai_chunks_and_stops_at_max_tokens");
     let mut req = ask(FRANCE);
     req.max_completion_tokens = Some(4);
     let chunks = collect(backend(), req).await;
@@ -132,6 +135,7 @@ async fn streams_openai_chunks_and_stops_at_max_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_strings_end_the_answer_and_are_not_sent() {
+    say_kernel_paths("stop_strings_end_the_answer_and_are_not_sent");
     let mut req = ask(FRANCE);
     req.stop = Some(Stop::Many(vec!["nce is".into(), "zzz".into()]));
     let chunks = collect(backend(), req).await;
@@ -142,6 +146,7 @@ async fn stop_strings_end_the_answer_and_are_not_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sampling_is_reproducible_with_a_seed_and_n_above_one_is_refused() {
+    say_kernel_paths("sampling_is_reproducible_with_a_seed_and_n_above_one_is_refused");
     let b = backend();
     let mut req = ask("Write a short poem about the sea.");
     req.temperature = Some(1.0);
@@ -196,6 +201,7 @@ async fn a_prompt_longer_than_the_context_is_refused_or_falls_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_is_a_retryable_429_and_a_gone_client_frees_its_slot() {
+    say_kernel_paths("a_full_queue_is_a_retryable_429_and_a_gone_client_frees_its_slot");
     let b = backend_with(|o| {
         o.max_batch = 1;
         o.queue = 1;
@@ -233,6 +239,7 @@ async fn a_full_queue_is_a_retryable_429_and_a_gone_client_frees_its_slot() {
 /// (a retryable 429 whose `retry-after` is the estimate), while there is a free slot it runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_over_the_wait_budget_is_refused_at_once() {
+    say_kernel_paths("a_request_over_the_wait_budget_is_refused_at_once");
     let b = backend_with(|o| {
         o.max_batch = 1;
         o.queue = 8;
@@ -277,6 +284,7 @@ async fn a_request_over_the_wait_budget_is_refused_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sequences_decode_together_exactly_as_alone() {
+    say_kernel_paths("concurrent_sequences_decode_together_exactly_as_alone");
     let b = backend();
     let prompts = [
         FRANCE,

@@ -158,12 +158,18 @@ impl PackedMatrix {
         match &self.panels {
             #[cfg(target_arch = "x86_64")]
             Panels::F16(panels) if avx512::available() => {
-                // SAFETY: the CPU has AVX-512F and F16C; shapes were checked by `matmul_acc`.
+                // SAFETY: `avx512::available()` (the guard) found AVX-512F at run time;
+                // `panels` are this matrix's `n.div_ceil(32) · k` lines, packed by `pack_as`;
+                // `matmul_acc` checked `x` is `[rows, k]` and `out` `[rows, n]` and split both
+                // at the same row (`rows = out.len() / n`).
                 unsafe { avx512::rows(shape, panels, x, out, rows) };
             }
             #[cfg(target_arch = "x86_64")]
             Panels::F32(panels) if crate::kernels::has_avx2_fma() => {
-                // SAFETY: the CPU has AVX2 and FMA; shapes were checked by `matmul_acc`.
+                // SAFETY: `has_avx2_fma()` (the guard) found AVX2 and FMA at run time; `panels`
+                // are this matrix's `n.div_ceil(16) · k` lines, packed by `pack_as`;
+                // `matmul_acc` checked `x` is `[rows, k]` and `out` `[rows, n]` and split both
+                // at the same row (`rows = out.len() / n`).
                 unsafe { avx2::rows(shape, panels, x, out, rows) };
             }
             _ => self.rows_portable(x, out, rows),
@@ -235,6 +241,10 @@ mod tests {
             .num_threads(2)
             .build()
             .unwrap();
+        // F32x16 panels run the AVX2 + FMA kernel on any CPU that has them (an AVX-512 one
+        // too), F16x32 panels the AVX-512 kernel; each also runs the portable loop.
+        let avx2 = crate::kernels::report_path("matmul, F32x16 panels", "avx2+fma");
+        let avx512 = crate::kernels::report_path("matmul, F16x32 panels", "avx512f");
         for (rows, k, n) in [
             (1, 3, 5),
             (7, 37, 40),
@@ -256,17 +266,24 @@ mod tests {
                     Format::F32x16 => 1e-3,
                     Format::F16x32 => 1e-3 * (k as f32).sqrt(),
                 };
+                let dispatched = match format {
+                    Format::F32x16 if avx2 => "avx2+fma",
+                    Format::F16x32 if avx512 => "avx512f",
+                    _ => "portable",
+                };
                 for portable in [false, true] {
                     let mut out = vec![1f32; rows * n];
-                    if portable {
+                    let path = if portable {
                         packed.rows_portable(&x, &mut out, rows);
+                        "portable"
                     } else {
                         pool.install(|| packed.matmul_acc(&x, &mut out, rows));
-                    }
+                        dispatched
+                    };
                     for (i, (a, b)) in out.iter().zip(&want).enumerate() {
                         assert!(
                             (a - b).abs() < tolerance,
-                            "{rows}x{k}x{n} {format:?} portable={portable} [{i}]: {a} vs {b}"
+                            "{rows}x{k}x{n} {format:?} {path} [{i}]: {a} vs {b}"
                         );
                     }
                 }

@@ -35,11 +35,10 @@ impl Acts {
             offset: vec![0; rows * blocks],
         };
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-        {
-            // SAFETY: the CPU has AVX-512 F and BW (checked just above); `x`, `a.qs`, `a.d`
-            // `a.s` and `a.offset` hold `rows · blocks` whole blocks (checked and sized above).
+        if has_avx512_bw() {
+            // SAFETY: `has_avx512_bw()` found AVX-512 F and BW at run time; `x` holds
+            // `rows · cols` values (asserted above) and `a` was sized just above for `rows ·
+            // blocks` blocks of them, which is all `quantize_avx512` asks.
             unsafe { quantize_avx512(x, &mut a) };
             return a;
         }
@@ -48,8 +47,19 @@ impl Acts {
     }
 }
 
+/// Whether the CPU has AVX-512 F and BW, which the vector quantiser needs.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn has_avx512_bw() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+}
+
 /// [`Acts::quantize`]'s loop in AVX-512, bit for bit the same as [`quantize_body`]: rounding
 /// is half away from zero, as `f32::round`.
+///
+/// # Safety
+/// `x` and `a.qs` hold at least `32 · a.d.len()` values each. The CPU must support AVX-512 F
+/// and BW.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn quantize_avx512(x: &[f32], a: &mut Acts) {
@@ -57,8 +67,12 @@ unsafe fn quantize_avx512(x: &[f32], a: &mut Acts) {
     let signs = _mm512_set1_epi32(i32::MIN);
     let half = _mm512_set1_ps(0.5);
     for i in 0..a.d.len() {
-        let xp = x.as_ptr().add(i * QK);
-        let v = [_mm512_loadu_ps(xp), _mm512_loadu_ps(xp.add(16))];
+        // SAFETY: block `i < a.d.len()` of `x` is its 32 values at `32i` (the `# Safety`
+        // contract): two unaligned 16-wide loads.
+        let v = unsafe {
+            let xp = x.as_ptr().add(i * QK);
+            [_mm512_loadu_ps(xp), _mm512_loadu_ps(xp.add(16))]
+        };
         let abs =
             |v: __m512| _mm512_castsi512_ps(_mm512_andnot_si512(signs, _mm512_castps_si512(v)));
         let amax = _mm512_reduce_max_ps(_mm512_max_ps(abs(v[0]), abs(v[1])));
@@ -75,10 +89,14 @@ unsafe fn quantize_avx512(x: &[f32], a: &mut Acts) {
             ));
             let r = _mm512_cvttps_epi32(_mm512_mask_add_ps(whole, away, whole, one));
             sum = _mm512_add_epi32(sum, r);
-            _mm_storeu_si128(
-                a.qs.as_mut_ptr().add(i * QK + 16 * h).cast(),
-                _mm512_cvtepi32_epi8(r),
-            );
+            // SAFETY: `a.qs` holds block `i` too (the `# Safety` contract): its half `h < 2`
+            // is the 16 bytes at `32i + 16h` (an unaligned store).
+            unsafe {
+                _mm_storeu_si128(
+                    a.qs.as_mut_ptr().add(i * QK + 16 * h).cast(),
+                    _mm512_cvtepi32_epi8(r),
+                );
+            }
         }
         let sum = _mm512_reduce_add_epi32(sum);
         a.d[i] = d;

@@ -33,17 +33,25 @@ pub fn attend(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA (checked just above); the body is safe Rust.
+    if has_avx2_fma() {
+        // SAFETY: `attend_avx2` is safe Rust whose only requirement is its target features,
+        // and `has_avx2_fma()` just found AVX2 and FMA on this CPU at run time.
         unsafe { attend_avx2(q, kv, kv_head, len, h, scores, out) };
         return;
     }
     attend_body(q, kv, kv_head, len, h, scores, out)
 }
 
+/// Whether the CPU has AVX2 and FMA, which [`attend_avx2`] needs.
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// [`attend_body`] compiled with AVX2 + FMA (callers check the CPU has them).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn attend_avx2(
+fn attend_avx2(
     q: &[f32],
     kv: &LayerKv,
     kv_head: usize,
@@ -138,12 +146,29 @@ mod tests {
         out
     }
 
-    /// The dispatched attention (AVX-512 where the CPU has it) and the plain body against
-    /// attention written out plainly: both head sizes the vector path takes and one it does
-    /// not, query groups of 3 and 5, lengths off the tile size, a causal prefix of the cache
-    /// (later keys in the same tile), and positions written again after a truncation.
+    /// The path [`attend`] takes for a head size on this CPU.
+    fn dispatched(head_dim: usize) -> &'static str {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::kernels::avx512::available() && matches!(head_dim, 64 | 128) {
+                return "avx512f";
+            }
+            if has_avx2_fma() {
+                return "avx2+fma";
+            }
+        }
+        let _ = head_dim;
+        "portable"
+    }
+
+    /// The dispatched attention (AVX-512 where the CPU has it, else AVX2 + FMA where it has
+    /// those) and the plain body against attention written out plainly: both head sizes the
+    /// AVX-512 path takes and one it does not (which the AVX2 path then runs), query groups of
+    /// 3 and 5, lengths off the tile size, a causal prefix of the cache (later keys in the same
+    /// tile), and positions written again after a truncation.
     #[test]
     fn attention_matches_a_plain_reference() {
+        let paths = crate::kernels::simd_paths();
         let mut seed = 11u32;
         let mut f = move || {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
@@ -158,6 +183,13 @@ mod tests {
             (128, 5, 33, 33),
             (32, 3, 9, 9),
         ] {
+            let path = dispatched(head_dim);
+            let case = format!("attend, head size {head_dim}, group {group}, length {len}");
+            if path == "portable" {
+                println!("{case}: no vector path for it on this CPU ({paths:?}): checked the portable path only");
+            } else {
+                println!("{case}: checked the {path} path and the portable path");
+            }
             let h = Heads {
                 n_head: 2 * group,
                 n_kv_head: 2,
@@ -194,7 +226,7 @@ mod tests {
                 let mut plain = vec![0.0; q.len()];
                 let mut scores = vec![0.0; group * len];
                 attend_body(&q, &kv, kv_head, len, h, &mut scores, &mut plain);
-                for (name, got) in [("dispatched", &fast), ("plain", &plain)] {
+                for (name, got) in [(dispatched(head_dim), &fast), ("portable", &plain)] {
                     for (i, (a, b)) in got.iter().zip(&want).enumerate() {
                         assert!(
                             (a - b).abs() <= 1e-5 + 1e-4 * b.abs(),

@@ -114,8 +114,9 @@ pub fn matmul_t(kind: BlockKind, w: &[u8], x: &Acts, out: &mut [f32], simd: bool
     assert!(x.qs.len() == x.rows * x.blocks * QK);
     #[cfg(target_arch = "x86_64")]
     if simd && has_simd() {
-        // SAFETY: the CPU has AVX2, FMA and F16C (checked just above); the shapes of `w`,
-        // `x` and `out` were checked above, which is all the pointer reads rely on.
+        // SAFETY: `has_simd()` found AVX2, FMA and F16C at run time; `row_bytes` is
+        // `x.blocks · kind.bytes()` and `x.qs` holds `x.rows · x.blocks` blocks (asserted just
+        // above), which is all `matmul_t_avx2` asks.
         unsafe { matmul_t_avx2(kind, w, x, out, row_bytes) };
         return;
     }
@@ -160,6 +161,12 @@ fn dot_q8_0(w: &[u8], x: &Acts, r: usize) -> f32 {
     acc
 }
 
+/// [`matmul_t`]'s AVX2 path.
+///
+/// # Safety
+/// `row_bytes` is `x.blocks · kind.bytes()`, and `x.qs` holds `x.rows · x.blocks` blocks of 32
+/// (so `x.d` and `x.s` hold `x.rows · x.blocks` values: every [`Acts`] has one per block). The
+/// CPU must support AVX2, FMA and F16C.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn matmul_t_avx2(kind: BlockKind, w: &[u8], x: &Acts, out: &mut [f32], row_bytes: usize) {
@@ -172,12 +179,16 @@ unsafe fn matmul_t_avx2(kind: BlockKind, w: &[u8], x: &Acts, out: &mut [f32], ro
             while r < n {
                 let take = group(n - r);
                 let o = &mut o[r..r + take];
-                // SAFETY: `un` holds `x.blocks` unpacked blocks; rows `r..r + take` exist.
-                match take {
-                    8 => unpacked_avx2::<8>(&un, x, r, o),
-                    4 => unpacked_avx2::<4>(&un, x, r, o),
-                    2 => unpacked_avx2::<2>(&un, x, r, o),
-                    _ => unpacked_avx2::<1>(&un, x, r, o),
+                // SAFETY: `un` holds the `row_bytes / 20 = x.blocks` blocks of `wr`; rows
+                // `r..r + take` of `x` exist (`take <= n - r`) and their blocks lie in it (the
+                // `# Safety` shapes).
+                unsafe {
+                    match take {
+                        8 => unpacked_avx2::<8>(&un, x, r, o),
+                        4 => unpacked_avx2::<4>(&un, x, r, o),
+                        2 => unpacked_avx2::<2>(&un, x, r, o),
+                        _ => unpacked_avx2::<1>(&un, x, r, o),
+                    }
                 }
                 r += take;
             }
@@ -189,17 +200,20 @@ unsafe fn matmul_t_avx2(kind: BlockKind, w: &[u8], x: &Acts, out: &mut [f32], ro
         while r < n {
             let take = group(n - r);
             let o = &mut o[r..r + take];
-            // SAFETY (all arms): `wr` holds `x.blocks` whole blocks and rows `r..r + take` of
-            // `x` exist (shapes checked by the caller).
-            match (kind, take) {
-                (BlockKind::Q4_1, 8) => q4_1_avx2::<8>(wr, x, r, o),
-                (BlockKind::Q4_1, 4) => q4_1_avx2::<4>(wr, x, r, o),
-                (BlockKind::Q4_1, 2) => q4_1_avx2::<2>(wr, x, r, o),
-                (BlockKind::Q4_1, _) => q4_1_avx2::<1>(wr, x, r, o),
-                (BlockKind::Q8_0, 8) => q8_0_avx2::<8>(wr, x, r, o),
-                (BlockKind::Q8_0, 4) => q8_0_avx2::<4>(wr, x, r, o),
-                (BlockKind::Q8_0, 2) => q8_0_avx2::<2>(wr, x, r, o),
-                (BlockKind::Q8_0, _) => q8_0_avx2::<1>(wr, x, r, o),
+            // SAFETY: in every arm, `wr` is `row_bytes`, so `x.blocks` whole blocks of `kind`;
+            // rows `r..r + take` of `x` exist (`take <= n - r`) and their blocks lie in it
+            // (the `# Safety` shapes).
+            unsafe {
+                match (kind, take) {
+                    (BlockKind::Q4_1, 8) => q4_1_avx2::<8>(wr, x, r, o),
+                    (BlockKind::Q4_1, 4) => q4_1_avx2::<4>(wr, x, r, o),
+                    (BlockKind::Q4_1, 2) => q4_1_avx2::<2>(wr, x, r, o),
+                    (BlockKind::Q4_1, _) => q4_1_avx2::<1>(wr, x, r, o),
+                    (BlockKind::Q8_0, 8) => q8_0_avx2::<8>(wr, x, r, o),
+                    (BlockKind::Q8_0, 4) => q8_0_avx2::<4>(wr, x, r, o),
+                    (BlockKind::Q8_0, 2) => q8_0_avx2::<2>(wr, x, r, o),
+                    (BlockKind::Q8_0, _) => q8_0_avx2::<1>(wr, x, r, o),
+                }
             }
             r += take;
         }
@@ -209,7 +223,7 @@ unsafe fn matmul_t_avx2(kind: BlockKind, w: &[u8], x: &Acts, out: &mut [f32], ro
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn hsum(v: std::arch::x86_64::__m256) -> f32 {
+fn hsum(v: std::arch::x86_64::__m256) -> f32 {
     use std::arch::x86_64::*;
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -217,6 +231,11 @@ unsafe fn hsum(v: std::arch::x86_64::__m256) -> f32 {
 }
 
 /// One Q4_1 weight row against activation rows `r0..r0 + R`.
+///
+/// # Safety
+/// `w` holds at least `x.blocks` Q4_1 blocks; `r0 + R <= x.rows`, and `x.qs` holds `x.rows ·
+/// x.blocks` blocks (`x.d`, `x.s` a value per block). The CPU must support AVX2, FMA and
+/// F16C.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
@@ -229,21 +248,24 @@ unsafe fn q4_1_avx2<const R: usize>(w: &[u8], x: &Acts, r0: usize, out: &mut [f3
     let mut macc = [0.0f32; R];
     let (xq, xd, xs) = (x.qs.as_ptr(), x.d.as_ptr(), x.s.as_ptr());
     for b in 0..nb {
-        // SAFETY: block `b` lies in `w` (nb blocks of 20 bytes) and block `b` of rows
-        // `r0..r0 + R` lies in `x.qs`; unaligned loads are used throughout.
-        let p = w.as_ptr().add(b * 20);
-        let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(p as *const i32)));
-        let d = _mm_cvtss_f32(dm);
-        let m = _mm_cvtss_f32(_mm_movehdup_ps(dm));
-        let qs = _mm_loadu_si128(p.add(4) as *const __m128i);
-        let q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), mask);
-        for r in 0..R {
-            let i = (r0 + r) * nb + b;
-            let xv = _mm256_loadu_si256(xq.add(i * QK) as *const __m256i);
-            let s = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), ones);
-            let scale = _mm256_set1_ps(d * *xd.add(i));
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[r]);
-            macc[r] += m * *xs.add(i);
+        // SAFETY: block `b < nb` lies in `w` (20 bytes at `20b`: 4 bytes of scales, 16 of
+        // nibbles) and block `b` of rows `r0..r0 + R` lies in `x` (the `# Safety` shapes);
+        // unaligned loads are used throughout.
+        unsafe {
+            let p = w.as_ptr().add(b * 20);
+            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(p as *const i32)));
+            let d = _mm_cvtss_f32(dm);
+            let m = _mm_cvtss_f32(_mm_movehdup_ps(dm));
+            let qs = _mm_loadu_si128(p.add(4) as *const __m128i);
+            let q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), mask);
+            for r in 0..R {
+                let i = (r0 + r) * nb + b;
+                let xv = _mm256_loadu_si256(xq.add(i * QK) as *const __m256i);
+                let s = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), ones);
+                let scale = _mm256_set1_ps(d * *xd.add(i));
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[r]);
+                macc[r] += m * *xs.add(i);
+            }
         }
     }
     for r in 0..R {
@@ -252,6 +274,9 @@ unsafe fn q4_1_avx2<const R: usize>(w: &[u8], x: &Acts, r0: usize, out: &mut [f3
 }
 
 /// One Q8_0 weight row against activation rows `r0..r0 + R`.
+///
+/// # Safety
+/// As [`q4_1_avx2`], with `w` holding at least `x.blocks` Q8_0 blocks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
@@ -262,19 +287,21 @@ unsafe fn q8_0_avx2<const R: usize>(w: &[u8], x: &Acts, r0: usize, out: &mut [f3
     let mut acc = [_mm256_setzero_ps(); R];
     let (xq, xd) = (x.qs.as_ptr(), x.d.as_ptr());
     for b in 0..nb {
-        // SAFETY: as in `q4_1_avx2`, with blocks of 34 bytes.
-        let p = w.as_ptr().add(b * 34);
-        let bits = i32::from(std::ptr::read_unaligned(p as *const u16));
-        let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)));
-        let wv = _mm256_loadu_si256(p.add(2) as *const __m256i);
-        let aw = _mm256_sign_epi8(wv, wv);
-        for (r, a) in acc.iter_mut().enumerate() {
-            let i = (r0 + r) * nb + b;
-            let xv = _mm256_loadu_si256(xq.add(i * QK) as *const __m256i);
-            let sx = _mm256_sign_epi8(xv, wv);
-            let s = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones);
-            let scale = _mm256_set1_ps(d * *xd.add(i));
-            *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *a);
+        // SAFETY: as in `q4_1_avx2`, with blocks of 34 bytes (2 of scale, 32 quants).
+        unsafe {
+            let p = w.as_ptr().add(b * 34);
+            let bits = i32::from(std::ptr::read_unaligned(p as *const u16));
+            let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)));
+            let wv = _mm256_loadu_si256(p.add(2) as *const __m256i);
+            let aw = _mm256_sign_epi8(wv, wv);
+            for (r, a) in acc.iter_mut().enumerate() {
+                let i = (r0 + r) * nb + b;
+                let xv = _mm256_loadu_si256(xq.add(i * QK) as *const __m256i);
+                let sx = _mm256_sign_epi8(xv, wv);
+                let s = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones);
+                let scale = _mm256_set1_ps(d * *xd.add(i));
+                *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *a);
+            }
         }
     }
     for r in 0..R {
@@ -293,6 +320,11 @@ struct Unpacked {
 }
 
 /// An unpacked Q4_1 weight row against activation rows `r0..r0 + R`.
+///
+/// # Safety
+/// `w` holds at least `x.blocks` unpacked blocks (32 bytes and a scale each); `r0 + R <=
+/// x.rows`, and `x.qs` holds `x.rows · x.blocks` blocks (`x.d`, `x.s` a value per block). The
+/// CPU must support AVX2, FMA and F16C.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
@@ -304,16 +336,18 @@ unsafe fn unpacked_avx2<const R: usize>(w: &Unpacked, x: &Acts, r0: usize, out: 
     let (xq, xd) = (x.qs.as_ptr(), x.d.as_ptr());
     let (wq, wd) = (w.q.as_ptr(), w.d.as_ptr());
     for b in 0..nb {
-        // SAFETY: `w` holds `nb` blocks (32 bytes, one scale each); block `b` of rows
-        // `r0..r0 + R` lies in `x`.
-        let q = _mm256_loadu_si256(wq.add(b * QK) as *const __m256i);
-        let d = _mm256_broadcast_ss(&*wd.add(b));
-        for (r, a) in acc.iter_mut().enumerate() {
-            let i = (r0 + r) * nb + b;
-            let xv = _mm256_loadu_si256(xq.add(i * QK) as *const __m256i);
-            let s = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), ones);
-            let scale = _mm256_mul_ps(d, _mm256_broadcast_ss(&*xd.add(i)));
-            *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *a);
+        // SAFETY: `w` holds block `b < nb` (32 bytes at `32b`, scale `b`) and block `b` of
+        // rows `r0..r0 + R` lies in `x` (the `# Safety` shapes); unaligned loads.
+        unsafe {
+            let q = _mm256_loadu_si256(wq.add(b * QK) as *const __m256i);
+            let d = _mm256_broadcast_ss(&*wd.add(b));
+            for (r, a) in acc.iter_mut().enumerate() {
+                let i = (r0 + r) * nb + b;
+                let xv = _mm256_loadu_si256(xq.add(i * QK) as *const __m256i);
+                let s = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), ones);
+                let scale = _mm256_mul_ps(d, _mm256_broadcast_ss(&*xd.add(i)));
+                *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *a);
+            }
         }
     }
     for r in 0..R {
@@ -327,7 +361,7 @@ unsafe fn unpacked_avx2<const R: usize>(w: &Unpacked, x: &Acts, r0: usize, out: 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn unpack_q4_1_avx2(un: &mut Unpacked, w: &[u8]) {
+fn unpack_q4_1_avx2(un: &mut Unpacked, w: &[u8]) {
     use std::arch::x86_64::*;
     let nb = w.len() / 20;
     un.q.resize(nb * QK, 0);
@@ -335,14 +369,16 @@ unsafe fn unpack_q4_1_avx2(un: &mut Unpacked, w: &[u8]) {
     un.m.resize(nb, 0.0);
     let mask = _mm256_set1_epi8(0x0f);
     for b in 0..nb {
-        // SAFETY: block `b` lies in `w` (`nb` whole blocks of 20 bytes) and `un` was sized
-        // for `nb` blocks just above.
-        let p = w.as_ptr().add(b * 20);
-        let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(p as *const i32)));
-        un.d[b] = _mm_cvtss_f32(dm);
-        un.m[b] = _mm_cvtss_f32(_mm_movehdup_ps(dm));
-        let qs = _mm_loadu_si128(p.add(4) as *const __m128i);
-        let q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), mask);
-        _mm256_storeu_si256(un.q.as_mut_ptr().add(b * QK) as *mut __m256i, q);
+        // SAFETY: block `b < nb = w.len() / 20` lies in `w` (4 bytes of scales, 16 of nibbles,
+        // unaligned reads), and `un.q` was sized for `nb` blocks of 32 bytes just above.
+        unsafe {
+            let p = w.as_ptr().add(b * 20);
+            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(p as *const i32)));
+            un.d[b] = _mm_cvtss_f32(dm);
+            un.m[b] = _mm_cvtss_f32(_mm_movehdup_ps(dm));
+            let qs = _mm_loadu_si128(p.add(4) as *const __m128i);
+            let q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), mask);
+            _mm256_storeu_si256(un.q.as_mut_ptr().add(b * QK) as *mut __m256i, q);
+        }
     }
 }

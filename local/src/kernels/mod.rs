@@ -31,7 +31,7 @@ pub fn simd_paths() -> Vec<&'static str> {
         if vnni::available() {
             paths.push("avx512-vnni");
         }
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if avx512::available() {
             paths.push("avx512f");
         }
         if blocks::has_simd() {
@@ -40,4 +40,19 @@ pub fn simd_paths() -> Vec<&'static str> {
     }
     paths.push("portable");
     paths
+}
+
+/// For the kernel tests: prints whether `test` checked the `fast` path (`runs`: this CPU has
+/// what it needs) besides the portable one, or the portable path only; returns `runs`.
+#[cfg(test)]
+pub(crate) fn report_path(test: &str, fast: &str, runs: bool) -> bool {
+    let paths = simd_paths();
+    if runs {
+        println!("{test}: checked the {fast} path and the portable path (CPU paths: {paths:?})");
+    } else {
+        println!(
+            "{test}: this CPU lacks {fast}: checked the portable path only (CPU paths: {paths:?})"
+        );
+    }
+    runs
 }

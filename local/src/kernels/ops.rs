@@ -35,11 +35,16 @@ pub fn silu_mul(gu: &[f32], ff: usize) -> Vec<f32> {
         if super::avx512::silu_mul(g, u, out) {
             continue;
         }
-        for ((o, g), u) in out.iter_mut().zip(g).zip(u) {
-            *o = g / (1.0 + (-g).exp()) * u;
-        }
+        silu_mul_portable(g, u, out);
     }
     out
+}
+
+/// `out[i] = silu(g[i]) · u[i]` in plain Rust (CPUs without AVX-512F).
+pub(crate) fn silu_mul_portable(g: &[f32], u: &[f32], out: &mut [f32]) {
+    for ((o, g), u) in out.iter_mut().zip(g).zip(u) {
+        *o = g / (1.0 + (-g).exp()) * u;
+    }
 }
 
 #[inline(always)]

@@ -153,15 +153,22 @@ impl Packed {
         (0..tasks).into_par_iter().for_each(|task| {
             let g0 = task * per_task;
             let g1 = (g0 + per_task).min(groups);
-            // SAFETY: the CPU has the features (asserted above); the shapes of `x` and `out`
-            // were checked above, `g0..g1` are groups of `self`, and tasks write disjoint
-            // columns of `out`.
+            // SAFETY: `available()` found AVX-512 F, BW and VNNI at run time (asserted above);
+            // `x` has `self.blocks` blocks per row and `out` is `x.rows × self.rows` (asserted
+            // above); `g0..g1` are groups of `self`; and tasks write disjoint columns of `out`
+            // (those of their own groups), which outlives them.
             unsafe { self.groups(x, g0..g1, out.get()) };
         });
     }
 
     /// Groups `g` of the weights against every activation row: output row `r`, lane `l` of
     /// group `g` goes to `out[r · rows + 16g + l]` (lanes past `rows` are not written).
+    ///
+    /// # Safety
+    /// `g` are groups of `self` (`g.end <= self.rows.div_ceil(16)`); `x.blocks == self.blocks`
+    /// and `x.qs` holds `x.rows · x.blocks` blocks (`x.d`, `x.s`, `x.offset` a value per
+    /// block); `out` points at `x.rows × self.rows` `f32` of which no one else reads or writes
+    /// the columns of these groups meanwhile. The CPU must support AVX-512 F, BW and VNNI.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn groups(&self, x: &Acts, g: std::ops::Range<usize>, out: *mut f32) {
         for g in g {
@@ -170,20 +177,27 @@ impl Packed {
             let mut r = 0;
             while r < x.rows {
                 let take = blocks::group(x.rows - r);
+                // SAFETY: `r < x.rows` and `16g < self.rows`: element `(r, 16g)` of `out`.
+                let at = unsafe { out.add(r * self.rows + g * LANES) };
                 let dst = Dst {
-                    at: out.add(r * self.rows + g * LANES),
+                    at,
                     stride: self.rows,
                     mask,
                 };
-                match (self.kind, take) {
-                    (BlockKind::Q4_1, 8) => self.kernel::<8, false>(g, x, r, dst),
-                    (BlockKind::Q4_1, 4) => self.kernel::<4, false>(g, x, r, dst),
-                    (BlockKind::Q4_1, 2) => self.kernel::<2, false>(g, x, r, dst),
-                    (BlockKind::Q4_1, _) => self.kernel::<1, false>(g, x, r, dst),
-                    (BlockKind::Q8_0, 8) => self.kernel::<8, true>(g, x, r, dst),
-                    (BlockKind::Q8_0, 4) => self.kernel::<4, true>(g, x, r, dst),
-                    (BlockKind::Q8_0, 2) => self.kernel::<2, true>(g, x, r, dst),
-                    (BlockKind::Q8_0, _) => self.kernel::<1, true>(g, x, r, dst),
+                // SAFETY: rows `r..r + take` of `x` exist (`take <= x.rows - r`), and `dst`
+                // covers their `lanes` columns of group `g` in `out` (`mask` has `lanes`
+                // bits), which `out` holds (the `# Safety` contract).
+                unsafe {
+                    match (self.kind, take) {
+                        (BlockKind::Q4_1, 8) => self.kernel::<8, false>(g, x, r, dst),
+                        (BlockKind::Q4_1, 4) => self.kernel::<4, false>(g, x, r, dst),
+                        (BlockKind::Q4_1, 2) => self.kernel::<2, false>(g, x, r, dst),
+                        (BlockKind::Q4_1, _) => self.kernel::<1, false>(g, x, r, dst),
+                        (BlockKind::Q8_0, 8) => self.kernel::<8, true>(g, x, r, dst),
+                        (BlockKind::Q8_0, 4) => self.kernel::<4, true>(g, x, r, dst),
+                        (BlockKind::Q8_0, 2) => self.kernel::<2, true>(g, x, r, dst),
+                        (BlockKind::Q8_0, _) => self.kernel::<1, true>(g, x, r, dst),
+                    }
                 }
                 r += take;
             }
@@ -191,6 +205,12 @@ impl Packed {
     }
 
     /// Group `g` (Q8_0 when `Q8`, else Q4_1) against activation rows `r0..r0 + R`.
+    ///
+    /// # Safety
+    /// `g` is a group of `self`, whose kind `Q8` says; `x.blocks == self.blocks`, `r0 + R <=
+    /// x.rows` and `x.qs` holds `x.rows · x.blocks` blocks (`x.d`, `x.s`, `x.offset` a value per
+    /// block); `dst.at + r · dst.stride` is writable in the lanes of `dst.mask` for `r < R`.
+    /// The CPU must support AVX-512 F, BW and VNNI.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn kernel<const R: usize, const Q8: bool>(
@@ -204,52 +224,67 @@ impl Packed {
         let lpb = lines_per_block(if Q8 { BlockKind::Q8_0 } else { BlockKind::Q4_1 });
         let mask = _mm512_set1_epi8(0x0f);
         let mut acc = [_mm512_setzero_ps(); R];
-        let lines = self.lines.as_ptr().add(g * nb * lpb).cast::<u8>();
+        // Group `g`'s lines: `nb · lpb` of them from line `g · nb · lpb`, inside `self.lines`.
+        let lines = self.lines[g * nb * lpb..].as_ptr().cast::<u8>();
         let (xq, xd, xs, xo) = (x.qs.as_ptr(), x.d.as_ptr(), x.s.as_ptr(), x.offset.as_ptr());
         for b in 0..nb {
-            let p = lines.add(b * lpb * 64);
-            for l in 0..lpb {
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add((AHEAD * lpb + l) * 64).cast());
-            }
-            let d = _mm512_cvtph_ps(_mm256_load_si256(p.cast()));
-            let m = _mm512_cvtph_ps(_mm256_load_si256(p.add(32).cast()));
-            // Line `t` meets activation quad `t` (weights `4t..4t+4`).
-            let mut w = [_mm512_setzero_si512(); 8];
-            if Q8 {
-                for (t, w) in w.iter_mut().enumerate() {
-                    *w = _mm512_load_si512(p.add(64 * (1 + t)).cast());
+            // SAFETY: block `b < nb` of the group is its `lpb` 64-byte aligned lines at
+            // `b · lpb · 64` bytes (the scale line, then the quads): the aligned loads read
+            // inside them (the 32-byte halves of the scale line are aligned too); the
+            // prefetches use wrapping arithmetic and never fault.
+            let (d, m, w) = unsafe {
+                let p = lines.add(b * lpb * 64);
+                for l in 0..lpb {
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add((AHEAD * lpb + l) * 64).cast());
                 }
-            } else {
-                for t in 0..4 {
-                    let raw = _mm512_load_si512(p.add(64 * (1 + t)).cast());
-                    w[t] = _mm512_and_si512(raw, mask);
-                    w[4 + t] = _mm512_and_si512(_mm512_srli_epi16::<4>(raw), mask);
+                let d = _mm512_cvtph_ps(_mm256_load_si256(p.cast()));
+                let m = _mm512_cvtph_ps(_mm256_load_si256(p.add(32).cast()));
+                // Line `t` meets activation quad `t` (weights `4t..4t+4`).
+                let mut w = [_mm512_setzero_si512(); 8];
+                if Q8 {
+                    for (t, w) in w.iter_mut().enumerate() {
+                        *w = _mm512_load_si512(p.add(64 * (1 + t)).cast());
+                    }
+                } else {
+                    for t in 0..4 {
+                        let raw = _mm512_load_si512(p.add(64 * (1 + t)).cast());
+                        w[t] = _mm512_and_si512(raw, mask);
+                        w[4 + t] = _mm512_and_si512(_mm512_srli_epi16::<4>(raw), mask);
+                    }
                 }
-            }
+                (d, m, w)
+            };
             for (r, a) in acc.iter_mut().enumerate() {
                 let i = (r0 + r) * nb + b;
-                let q = xq.add(i * QK).cast::<i32>();
-                let mut s0 = _mm512_setzero_si512();
-                let mut s1 = _mm512_setzero_si512();
-                for t in 0..4 {
-                    let x0 = _mm512_set1_epi32(q.add(t).read_unaligned());
-                    let x1 = _mm512_set1_epi32(q.add(4 + t).read_unaligned());
-                    s0 = _mm512_dpbusd_epi32(s0, w[t], x0);
-                    s1 = _mm512_dpbusd_epi32(s1, w[4 + t], x1);
-                }
-                let mut isum = _mm512_add_epi32(s0, s1);
-                if Q8 {
-                    isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(*xo.add(i)));
-                }
-                let scale = _mm512_mul_ps(d, _mm512_set1_ps(*xd.add(i)));
-                *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, *a);
-                if !Q8 {
-                    *a = _mm512_fmadd_ps(m, _mm512_set1_ps(*xs.add(i)), *a);
+                // SAFETY: block `i` (`b` of row `r0 + r < x.rows`) lies in `x.qs` (32 bytes:
+                // eight quads, read unaligned) and has a value in `x.d`, `x.s` and `x.offset`
+                // (the `# Safety` shapes).
+                unsafe {
+                    let q = xq.add(i * QK).cast::<i32>();
+                    let mut s0 = _mm512_setzero_si512();
+                    let mut s1 = _mm512_setzero_si512();
+                    for t in 0..4 {
+                        let x0 = _mm512_set1_epi32(q.add(t).read_unaligned());
+                        let x1 = _mm512_set1_epi32(q.add(4 + t).read_unaligned());
+                        s0 = _mm512_dpbusd_epi32(s0, w[t], x0);
+                        s1 = _mm512_dpbusd_epi32(s1, w[4 + t], x1);
+                    }
+                    let mut isum = _mm512_add_epi32(s0, s1);
+                    if Q8 {
+                        isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(*xo.add(i)));
+                    }
+                    let scale = _mm512_mul_ps(d, _mm512_set1_ps(*xd.add(i)));
+                    *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, *a);
+                    if !Q8 {
+                        *a = _mm512_fmadd_ps(m, _mm512_set1_ps(*xs.add(i)), *a);
+                    }
                 }
             }
         }
         for (r, a) in acc.iter().enumerate() {
-            _mm512_mask_storeu_ps(dst.at.add(r * dst.stride), dst.mask, *a);
+            // SAFETY: row `r < R` of `dst` is writable in the lanes of `dst.mask` (the
+            // `# Safety` contract); the masked store touches no other lane.
+            unsafe { _mm512_mask_storeu_ps(dst.at.add(r * dst.stride), dst.mask, *a) };
         }
     }
 }
@@ -266,8 +301,12 @@ struct Dst {
 #[derive(Clone, Copy)]
 struct Out(*mut f32);
 
-// SAFETY: `Packed::matmul`'s tasks write disjoint columns of the buffer, which outlives them.
+// SAFETY: `Out` is only a pointer to `Packed::matmul`'s output, which outlives its tasks; each
+// task writes only the columns of its own groups, so sending the pointer to another thread
+// races with no other access.
 unsafe impl Send for Out {}
+// SAFETY: as for `Send`: tasks share `&Out` only to copy the pointer out, and write disjoint
+// columns through it.
 unsafe impl Sync for Out {}
 
 impl Out {

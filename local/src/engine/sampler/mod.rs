@@ -211,6 +211,11 @@ fn weights(logits: &[f32], max: f32, inv_t: f32, w: &mut [f32], sums: &mut [f64]
     if crate::kernels::avx512::weights(logits, max, inv_t, w, sums, BLOCK) {
         return;
     }
+    weights_portable(logits, max, inv_t, w, sums);
+}
+
+/// [`weights`] in plain Rust (CPUs without AVX-512F).
+fn weights_portable(logits: &[f32], max: f32, inv_t: f32, w: &mut [f32], sums: &mut [f64]) {
     for ((w, l), sum) in w
         .chunks_mut(BLOCK)
         .zip(logits.chunks(BLOCK))
@@ -273,6 +278,11 @@ fn above(w: &[f32], floor: f32) -> (usize, f64) {
     if let Some(found) = crate::kernels::avx512::above(w, floor) {
         return found;
     }
+    above_portable(w, floor)
+}
+
+/// [`above`] in plain Rust (CPUs without AVX-512F).
+fn above_portable(w: &[f32], floor: f32) -> (usize, f64) {
     w.iter()
         .filter(|&&x| x >= floor && x > 0.0)
         .fold((0, 0.0), |(n, m), &x| (n + 1, m + f64::from(x)))

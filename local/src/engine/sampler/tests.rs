@@ -10,6 +10,20 @@ fn params(temperature: f32) -> SamplingParams {
     }
 }
 
+/// Whether the sampler's vector kernels (`weights`, `above`: AVX-512F) run on this CPU.
+fn vector() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::kernels::avx512::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Says which path of the sampler's kernels a test that samples ran (through the dispatch).
+fn say_path(test: &str) {
+    let path = if vector() { "avx512f" } else { "portable" };
+    println!("{test}: ran the sampler's {path} weight kernels");
+}
+
 #[test]
 fn greedy_takes_the_largest() {
     let mut s = Sampler::new(params(0.0));
@@ -18,6 +32,7 @@ fn greedy_takes_the_largest() {
 
 #[test]
 fn top_k_one_and_top_p_tiny_are_greedy() {
+    say_path("top_k_one_and_top_p_tiny_are_greedy");
     let mut s = Sampler::new(SamplingParams {
         top_k: 1,
         ..params(1.0)
@@ -34,6 +49,7 @@ fn top_k_one_and_top_p_tiny_are_greedy() {
 
 #[test]
 fn the_seed_makes_it_reproducible_and_top_k_limits_it() {
+    say_path("the_seed_makes_it_reproducible_and_top_k_limits_it");
     let logits = [1.0f32, 1.0, 1.0, 1.0, 0.5, 0.5];
     let run = |seed: u64, top_k: usize| -> Vec<u32> {
         let mut s = Sampler::new(SamplingParams {
@@ -109,6 +125,8 @@ fn by_full_sort(w: &[f32], top_k: Option<usize>, top_p: Option<f64>) -> Vec<u32>
 
 #[test]
 fn candidates_match_a_full_sort() {
+    let fast = crate::kernels::report_path("candidates' floor counts", "avx512f", vector());
+    let dispatched = if fast { "avx512f" } else { "portable" };
     let mut g = Lcg(5);
     let n = 3000;
     // Peaked (one token far ahead), flat, and with ties and zeros.
@@ -132,6 +150,27 @@ fn candidates_match_a_full_sort() {
     for shape in shapes {
         let w: Vec<f32> = (0..n).map(|i| shape(i, g.unit())).collect();
         let total: f64 = w.iter().map(|&x| f64::from(x)).sum();
+        // The floors' counts and masses, both paths, against a plain count and f64 sum (the
+        // vector path sums in f32 lanes).
+        for floor in [0.0, 1e-6, 0.3, 0.9, 2.0] {
+            let kept = w.iter().filter(|&&x| x >= floor && x > 0.0);
+            let want = (
+                kept.clone().count(),
+                kept.map(|&x| f64::from(x)).sum::<f64>(),
+            );
+            for (path, got) in [
+                (dispatched, above(&w, floor)),
+                ("portable", above_portable(&w, floor)),
+            ] {
+                assert_eq!(got.0, want.0, "{path}: count above {floor}");
+                assert!(
+                    (got.1 - want.1).abs() <= 1e-4 * want.1,
+                    "{path}: mass above {floor}: {} vs {}",
+                    got.1,
+                    want.1
+                );
+            }
+        }
         for top_k in [None, Some(1), Some(5), Some(40), Some(2500)] {
             for top_p in [None, Some(0.1), Some(0.5), Some(0.9), Some(0.999)] {
                 if top_k.is_none() && top_p.is_none() {
@@ -162,26 +201,39 @@ fn weights_and_block_sums_match_the_plain_formula() {
             .filter(|l| l.is_finite())
             .fold(f32::MIN, f32::max)
     );
+    let fast = crate::kernels::report_path("sampling weights", "avx512f", vector());
+    let dispatched = if fast { "avx512f" } else { "portable" };
     let mut w = vec![0.0; 1000];
     let mut sums = vec![0.0; 1000usize.div_ceil(BLOCK)];
     weights(&logits, max, 1.0 / 0.7, &mut w, &mut sums);
-    for (i, (&x, &l)) in w.iter().zip(&logits).enumerate() {
-        let want = if l.is_finite() {
-            ((l - max) * (1.0 / 0.7)).exp()
-        } else {
-            0.0
-        };
-        assert!(
-            (x - want).abs() <= 1e-6 * want.max(1e-30),
-            "[{i}] {x} vs {want}"
-        );
-    }
-    for (b, &s) in sums.iter().enumerate() {
-        let want: f64 = w[b * BLOCK..w.len().min((b + 1) * BLOCK)]
-            .iter()
-            .map(|&x| f64::from(x))
-            .sum();
-        assert!((s - want).abs() <= 1e-6 * want, "block {b}: {s} vs {want}");
+    let mut w_portable = vec![0.0; 1000];
+    let mut sums_portable = vec![0.0; sums.len()];
+    weights_portable(&logits, max, 1.0 / 0.7, &mut w_portable, &mut sums_portable);
+    for (path, w, sums) in [
+        (dispatched, &w, &sums),
+        ("portable", &w_portable, &sums_portable),
+    ] {
+        for (i, (&x, &l)) in w.iter().zip(&logits).enumerate() {
+            let want = if l.is_finite() {
+                ((l - max) * (1.0 / 0.7)).exp()
+            } else {
+                0.0
+            };
+            assert!(
+                (x - want).abs() <= 1e-6 * want.max(1e-30),
+                "{path}: [{i}] {x} vs {want}"
+            );
+        }
+        for (b, &s) in sums.iter().enumerate() {
+            let want: f64 = w[b * BLOCK..w.len().min((b + 1) * BLOCK)]
+                .iter()
+                .map(|&x| f64::from(x))
+                .sum();
+            assert!(
+                (s - want).abs() <= 1e-6 * want,
+                "{path}: block {b}: {s} vs {want}"
+            );
+        }
     }
     // Drawing through the block sums lands where a walk over every token does.
     let exact: Vec<f64> = w
@@ -208,6 +260,7 @@ fn weights_and_block_sums_match_the_plain_formula() {
 /// Drawn frequencies follow the softmax: logits `ln 1, ln 2, ln 3` give 1/6, 2/6, 3/6.
 #[test]
 fn draws_follow_the_softmax() {
+    say_path("draws_follow_the_softmax");
     let mut s = Sampler::new(params(1.0));
     let mut counts = [0u32; 3];
     for _ in 0..6000 {

@@ -50,6 +50,16 @@ fn random_blocks(kind: BlockKind, rows: usize, cols: usize, g: &mut Lcg) -> Vec<
     out
 }
 
+/// The path a prepared layer's `forward` takes on this CPU.
+fn prepared_path(layer: &QLinear) -> &'static str {
+    match &layer.w {
+        #[cfg(target_arch = "x86_64")]
+        Weights::Packed(_) => "avx512-vnni",
+        Weights::Blocks(..) if blocks::has_simd() => "avx2+fma+f16c",
+        _ => "portable",
+    }
+}
+
 fn check(kind: BlockKind, rows: usize, cols: usize, n: usize, seed: u64) {
     let mut g = Lcg(seed);
     let blocks = random_blocks(kind, rows, cols, &mut g);
@@ -70,7 +80,23 @@ fn check(kind: BlockKind, rows: usize, cols: usize, n: usize, seed: u64) {
         .build()
         .unwrap();
     let pooled = pool.install(|| layer.forward(&x, n).unwrap());
+    // The block kernels' AVX2 path is forced here (`simd`), whatever else the CPU has.
+    let case = format!("{kind:?} {rows}x{cols} n={n}");
+    let fast = crate::kernels::report_path(
+        &format!("{case}, block kernels"),
+        "avx2+fma+f16c",
+        blocks::has_simd(),
+    );
+    println!(
+        "{case}, prepared layer: checked its {} path",
+        prepared_path(&layer)
+    );
     for simd in [false, true] {
+        let path = if simd && fast {
+            "avx2+fma+f16c"
+        } else {
+            "portable"
+        };
         let mut t = vec![0.0; rows * n];
         blocks::matmul_t(kind, &blocks, &acts, &mut t, simd);
         let (mut err2, mut ref2) = (0.0f64, 0.0f64);
@@ -91,20 +117,20 @@ fn check(kind: BlockKind, rows: usize, cols: usize, n: usize, seed: u64) {
                 let bound = wn * e2.sqrt() + 1e-4 * (want.abs() + 1.0);
                 assert!(
                     (got - want).abs() <= bound,
-                    "{kind:?} simd={simd} {rows}x{cols} n={n} [{r},{j}]: {got} vs {want} (bound {bound})"
+                    "{case} {path} [{r},{j}]: {got} vs {want} (bound {bound})"
                 );
                 // The pooled layer (any path) agrees with this path up to f32 rounding.
                 let p = pooled[r * rows + j] as f64;
                 assert!(
                     (p - got).abs() <= 1e-4 * (got.abs() + 1.0),
-                    "pooled {p} vs {got}"
+                    "{case}: prepared {p} vs {path} {got}"
                 );
                 err2 += (got - want).powi(2);
                 ref2 += want * want;
             }
         }
         let rel = (err2 / ref2).sqrt();
-        assert!(rel < 0.05, "{kind:?} simd={simd} relative RMS error {rel}");
+        assert!(rel < 0.05, "{case} {path}: relative RMS error {rel}");
     }
 }
 
@@ -155,6 +181,10 @@ fn prepared_layers_are_batch_invariant_and_dequantise_exactly() {
         let mut g = Lcg(21 + i as u64);
         let blocks = random_blocks(kind, rows, cols, &mut g);
         let layer = QLinear::from_blocks(kind, blocks.clone(), rows, cols).prepare();
+        println!(
+            "{kind:?} batch invariance and rows: checked the prepared layer's {} path",
+            prepared_path(&layer)
+        );
         let x: Vec<f32> = (0..n * cols).map(|_| g.f()).collect();
         let all = pool.install(|| layer.forward(&x, n).unwrap());
         for r in [0, 5, n - 1] {
@@ -190,6 +220,13 @@ fn prepared_layers_are_batch_invariant_and_dequantise_exactly() {
 /// (rounded half away from zero).
 #[test]
 fn quantised_activations_match_the_portable_loop() {
+    #[cfg(target_arch = "x86_64")]
+    let fast = crate::kernels::acts::has_avx512_bw();
+    #[cfg(not(target_arch = "x86_64"))]
+    let fast = false;
+    // Without the vector quantiser both sides are the portable loop, and the values expected
+    // at the end are the oracle.
+    crate::kernels::report_path("activation quantiser", "avx512f+bw", fast);
     let mut g = Lcg(5);
     let mut x: Vec<f32> = (0..64 * 9).map(|_| g.f() * 3.0).collect();
     // Blocks whose scale is exactly 1, with values on and next to the ties.
