@@ -13,8 +13,8 @@ use sluicegate_encoder::reference::CandleBert;
 use sluicegate_encoder::{
     Classifier, Encoder, EncoderHandle, Health, Scorer, ServiceOptions, Setup,
 };
-use sluicegate_router::stats::percentile_of;
 use sluicegate_router::classifier::{ExampleScorer, ExampleStrategy};
+use sluicegate_router::stats::percentile_of;
 
 const WORDS: &str =
     "the quarterly report shows revenue grew while costs in the logistics division \
@@ -82,7 +82,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 fused.push(f.as_secs_f64() * 1e3);
             }
         }
-        let (b50, f50) = (percentile_of(&base, 50.0).unwrap_or(0.0), percentile_of(&fused, 50.0).unwrap_or(0.0));
+        let (b50, f50) = (
+            percentile_of(&base, 50.0).unwrap_or(0.0),
+            percentile_of(&fused, 50.0).unwrap_or(0.0),
+        );
         println!(
             "{tokens:>7}  {b50:>10.2} / {:>9.2}  {f50:>10.2} / {:>9.2}  {:>6.2}x",
             percentile_of(&base, 99.0).unwrap_or(0.0),

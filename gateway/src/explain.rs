@@ -80,7 +80,8 @@ pub async fn decide(policy: &Policy, args: &ExplainArgs) -> anyhow::Result<(Deci
     messages.push(json!({"role": "user", "content": args.prompt}));
     let mut body = json!({"model": args.model, "messages": messages});
     if args.with_tools {
-        body["tools"] = json!([{"type": "function", "function": {"name": "tool", "parameters": {}}}]);
+        body["tools"] =
+            json!([{"type": "function", "function": {"name": "tool", "parameters": {}}}]);
     }
     let record = OutcomeHandle::default();
     let mut call = ChatCall {
@@ -160,8 +161,14 @@ pub async fn run(policy: &Policy, args: &ExplainArgs, out: &mut dyn Write) -> an
     }
     if let Some(s) = o.similarity {
         match o.min_similarity {
-            Some(min) => writeln!(out, "similarity: {s:.2} to the nearest example (min_similarity {min})")?,
-            None => writeln!(out, "similarity: {s:.2} to the nearest example (no min_similarity)")?,
+            Some(min) => writeln!(
+                out,
+                "similarity: {s:.2} to the nearest example (min_similarity {min})"
+            )?,
+            None => writeln!(
+                out,
+                "similarity: {s:.2} to the nearest example (no min_similarity)"
+            )?,
         }
     }
     if let Some(ms) = o.classifier_ms {

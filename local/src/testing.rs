@@ -3,6 +3,30 @@
 
 use std::path::PathBuf;
 
+use rand_core::{RngCore, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+
+/// Seeded test data (`rand_pcg`'s PCG-64 MCG, the workspace's one PRNG).
+#[derive(Debug, Clone)]
+pub struct TestRng(Pcg64Mcg);
+
+impl TestRng {
+    pub fn new(seed: u64) -> Self {
+        Self(Pcg64Mcg::seed_from_u64(seed))
+    }
+    pub fn next(&mut self) -> u32 {
+        self.0.next_u32()
+    }
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f32 {
+        (self.0.next_u32() >> 8) as f32 / (1u32 << 24) as f32
+    }
+    /// Uniform in `[-1, 1)`.
+    pub fn f(&mut self) -> f32 {
+        self.unit() * 2.0 - 1.0
+    }
+}
+
 /// `$SLUICEGATE_MODELS` (default: the repository's `models/`) `/smollm2/...Q4_1.gguf`;
 /// panics with the fetch command when it is missing (a test never skips for want of it).
 pub fn smollm2_gguf() -> PathBuf {

@@ -145,8 +145,11 @@ impl Engine {
             return Ok(Decision::new(route, Decision::CLASSIFIER_ERROR));
         }
         if let Some(rule) = self.rules.iter().find(|r| r.matches(facts)) {
-            let compared: Vec<String> =
-                rule.conditions.iter().filter_map(|c| c.compared(facts)).collect();
+            let compared: Vec<String> = rule
+                .conditions
+                .iter()
+                .filter_map(|c| c.compared(facts))
+                .collect();
             return Ok(Decision {
                 compared: (!compared.is_empty()).then(|| compared.join(",")),
                 ..Decision::new(&rule.route, &rule.name)

@@ -54,7 +54,9 @@ mod tests {
             let values: Vec<f64> = (0..n).map(|i| ((i * 37) % n) as f64).collect();
             let mut sorted = values.clone();
             sorted.sort_by(f64::total_cmp);
-            for p in [1.0, 5.0, 7.0, 10.0, 25.0, 33.0, 50.0, 90.0, 95.0, 99.0, 100.0] {
+            for p in [
+                1.0, 5.0, 7.0, 10.0, 25.0, 33.0, 50.0, 90.0, 95.0, 99.0, 100.0,
+            ] {
                 assert_eq!(
                     percentile(&sorted, p),
                     by_count(&values, p),

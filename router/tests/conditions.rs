@@ -91,8 +91,14 @@ fn class_and_confidence_conditions() {
 #[test]
 fn an_unknown_request_escalates_however_confident() {
     let d = decide_scoped(Some(("billing", 0.99)), true, None);
-    assert_eq!((d.rule.as_str(), d.route.as_str()), ("unfamiliar", "remote"));
-    assert_eq!(decide_scoped(Some(("billing", 0.99)), false, None).rule, "money");
+    assert_eq!(
+        (d.rule.as_str(), d.route.as_str()),
+        ("unfamiliar", "remote")
+    );
+    assert_eq!(
+        decide_scoped(Some(("billing", 0.99)), false, None).rule,
+        "money"
+    );
 }
 
 #[test]

@@ -70,11 +70,18 @@ pub async fn start_with_traffic() -> Traffic {
     let ready = format!("{}/readyz", gateway.url());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while client.get(&ready).send().await.unwrap().status() != 200 {
-        assert!(tokio::time::Instant::now() < deadline, "the classifier never loaded");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the classifier never loaded"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let body = |model: &str, stream: bool| {
-        let text = if model == "big" { "please refund my last payment" } else { "hello there" };
+        let text = if model == "big" {
+            "please refund my last payment"
+        } else {
+            "hello there"
+        };
         json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": text}]})
     };
     let plan = [

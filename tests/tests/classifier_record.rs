@@ -144,7 +144,10 @@ url = "ledger.sqlite"
     assert_eq!(far_row.rule.as_deref(), Some("unfamiliar"), "{far_row:?}");
     assert_eq!(far_row.compared.as_deref(), Some("unknown"), "{far_row:?}");
     assert!(far_row.similarity.unwrap() < 0.3, "{far_row:?}");
-    assert!(far_row.runner_up.is_some(), "the nearest class: {far_row:?}");
+    assert!(
+        far_row.runner_up.is_some(),
+        "the nearest class: {far_row:?}"
+    );
 
     // The span.
     let mut spans = receiver.spans();
@@ -175,7 +178,14 @@ url = "ledger.sqlite"
         .iter()
         .find(|s| s.attr("sluicegate.class").as_deref() == Some("unknown"))
         .expect("the unknown request's span exported");
-    assert_eq!(far_span.attr("sluicegate.compared").as_deref(), Some("unknown"));
-    let s: f64 = far_span.attr("sluicegate.similarity").unwrap().parse().unwrap();
+    assert_eq!(
+        far_span.attr("sluicegate.compared").as_deref(),
+        Some("unknown")
+    );
+    let s: f64 = far_span
+        .attr("sluicegate.similarity")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(s < 0.3, "{s}");
 }

@@ -225,7 +225,11 @@ async fn the_dashboard_shows_the_ledger_in_chromium() {
         assert_eq!(money(cell("class-savings")), e.savings, "{name}");
         assert_eq!(cell("class-escalation-share"), share_text(e), "{name}");
         assert_ms(cell("class-p50-latency"), e.p50_latency, &name);
-        assert_eq!(cell("class-input-tokens"), e.input_tokens.to_string(), "{name}");
+        assert_eq!(
+            cell("class-input-tokens"),
+            e.input_tokens.to_string(),
+            "{name}"
+        );
     }
 
     // Five charts, one line per route; the plotted requests and costs add up per route.

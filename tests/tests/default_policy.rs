@@ -19,7 +19,9 @@ fn percent(text: &str, key: &str) -> f64 {
         .chars()
         .take_while(|c| c.is_ascii_digit() || *c == '.')
         .collect();
-    number.parse().unwrap_or_else(|e| panic!("{key}: {e} in {rest:?}"))
+    number
+        .parse()
+        .unwrap_or_else(|e| panic!("{key}: {e} in {rest:?}"))
 }
 
 #[test]
@@ -92,20 +94,50 @@ fn everyday_requests_stay_local_and_hard_ones_escalate() {
     let cases = [
         ("Say hello", "local", "chitchat"),
         ("Hey, how is it going?", "local", "chitchat"),
-        ("Who was the first president of the United States?", "local", "facts"),
-        ("What is the tallest mountain in the world?", "local", "facts"),
-        ("Make this email sound friendlier: send me the report now.", "local", "rewrite"),
-        ("Write a Go function that parses a CSV file into structs", "remote", "code"),
-        ("Why does this C code crash with a null pointer dereference?", "remote", "code"),
-        ("What is the integral of x^2 from 0 to 3?", "remote", "reasoning"),
-        ("If 3 workers build a wall in 6 days, how long do 9 workers take?", "remote", "reasoning"),
+        (
+            "Who was the first president of the United States?",
+            "local",
+            "facts",
+        ),
+        (
+            "What is the tallest mountain in the world?",
+            "local",
+            "facts",
+        ),
+        (
+            "Make this email sound friendlier: send me the report now.",
+            "local",
+            "rewrite",
+        ),
+        (
+            "Write a Go function that parses a CSV file into structs",
+            "remote",
+            "code",
+        ),
+        (
+            "Why does this C code crash with a null pointer dereference?",
+            "remote",
+            "code",
+        ),
+        (
+            "What is the integral of x^2 from 0 to 3?",
+            "remote",
+            "reasoning",
+        ),
+        (
+            "If 3 workers build a wall in 6 days, how long do 9 workers take?",
+            "remote",
+            "reasoning",
+        ),
     ];
     let mut wrong = Vec::new();
     for (prompt, route, class) in cases {
         let out = explain(prompt, &[]);
         let got_route = line(&out, "route:");
         let got_class = line(&out, "class:");
-        if !got_route.starts_with(&format!("{route} ")) || !got_class.starts_with(&format!("{class} ")) {
+        if !got_route.starts_with(&format!("{route} "))
+            || !got_class.starts_with(&format!("{class} "))
+        {
             wrong.push(format!("{prompt:?}: expected {route}/{class}, got\n{out}"));
         }
         assert!(
@@ -130,7 +162,10 @@ fn tools_and_unfamiliar_requests_escalate_and_say_why() {
         "{out}"
     );
     assert!(line(&out, "class:").starts_with("unknown "), "{out}");
-    assert!(line(&out, "similarity:").contains("min_similarity 0.3"), "{out}");
+    assert!(
+        line(&out, "similarity:").contains("min_similarity 0.3"),
+        "{out}"
+    );
     let decision = line(&out, "x-sluicegate-decision:");
     assert!(
         decision.starts_with("rule=unfamiliar-goes-remote(unknown); class=unknown(similarity=0."),

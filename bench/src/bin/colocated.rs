@@ -42,7 +42,10 @@ fn encoder_latency(
         pool.install(|| encoder.embed(&[text]))?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    Ok((percentile_of(&ms, 50.0).unwrap_or(0.0), percentile_of(&ms, 99.0).unwrap_or(0.0)))
+    Ok((
+        percentile_of(&ms, 50.0).unwrap_or(0.0),
+        percentile_of(&ms, 99.0).unwrap_or(0.0),
+    ))
 }
 
 fn request(i: u64) -> anyhow::Result<ChatRequest> {

@@ -227,11 +227,10 @@ mod tests {
     }
 
     fn values(len: usize, seed: u32) -> Vec<f32> {
+        use rand_core::{RngCore, SeedableRng};
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(u64::from(seed));
         (0..len)
-            .map(|i| {
-                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 1000) as f32 / 500.0
-                    - 1.0
-            })
+            .map(|_| (rng.next_u32() % 1000) as f32 / 500.0 - 1.0)
             .collect()
     }
 

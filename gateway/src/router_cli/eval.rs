@@ -12,8 +12,8 @@ use sluicegate_router::classifier::metrics::{
     report, threshold_for_accuracy, threshold_for_escalation, threshold_row, Prediction,
 };
 use sluicegate_router::classifier::train::Rng;
-use sluicegate_router::stats::percentile_of;
 use sluicegate_router::classifier::{ExampleScorer, ExampleStrategy, Head, Scorer};
+use sluicegate_router::stats::percentile_of;
 
 use super::{embed, load_encoder, read_rows, EncoderArg, Row};
 
@@ -187,7 +187,10 @@ pub fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
     let x = embed(&encoder, &args.encoder.encoder, &texts)?;
     let scorers = scorers(&args.scorer, &encoder, &args.encoder.encoder)?;
-    let chosen = args.scorer.min_similarity.or(policy_min_similarity(&args.scorer)?);
+    let chosen = args
+        .scorer
+        .min_similarity
+        .or(policy_min_similarity(&args.scorer)?);
     for (name, scorer) in &scorers {
         let (preds, unknown) = predict(scorer.as_ref(), &rows, &x);
         let r = report(&preds, scorer.labels().len());

@@ -243,9 +243,11 @@ fn train_command(args: &TrainArgs) -> anyhow::Result<()> {
     };
     let (fit_x, fit_y) = pick(fit);
     let oos = match &args.oos_label {
-        Some(l) => Some(labels.binary_search(l).map_err(|_| {
-            anyhow::anyhow!("--oos-label {l:?}: no row has that label")
-        })?),
+        Some(l) => Some(
+            labels
+                .binary_search(l)
+                .map_err(|_| anyhow::anyhow!("--oos-label {l:?}: no row has that label"))?,
+        ),
         None => None,
     };
     let mut head = train_head(&fit_x, &fit_y, labels, encoder.fingerprint(), &options)?;

@@ -11,8 +11,8 @@
 use std::path::Path;
 
 use anyhow::bail;
-use sluicegate_router::classifier::train::{Rng, TrainOptions};
 use sluicegate_router::classifier::escalation::{apgr, calls_for_gap, quality_curve};
+use sluicegate_router::classifier::train::{Rng, TrainOptions};
 use sluicegate_router::classifier::{cosine, Scorer};
 
 use super::{embed, load_encoder, read_rows, train_head};
@@ -53,9 +53,17 @@ pub fn run(file: &Path, train_share: f32, encoder_dir: &Path) -> anyhow::Result<
         .iter()
         .map(|e| knn_small_right(e, &x[..cut], &rows[..cut], KNN))
         .collect();
-    let blend: Vec<f32> = head_trust.iter().zip(&knn_trust).map(|(h, k)| (h + k) / 2.0).collect();
+    let blend: Vec<f32> = head_trust
+        .iter()
+        .zip(&knn_trust)
+        .map(|(h, k)| (h + k) / 2.0)
+        .collect();
     let with = |trust: &[f32]| -> Vec<(f32, bool, bool)> {
-        trust.iter().zip(test).map(|(t, r)| (*t, r.1, r.2)).collect()
+        trust
+            .iter()
+            .zip(test)
+            .map(|(t, r)| (*t, r.1, r.2))
+            .collect()
     };
     let n = test.len();
     let small = test.iter().filter(|r| r.1).count() as f64 / n as f64;

@@ -44,7 +44,9 @@ fn print_row(r: &ScopeRow, mark: &str) {
 pub fn report(name: &str, cases: &[ScopeCase], chosen: Option<f32>, target: f32) {
     let outside = cases.iter().filter(|c| !c.in_scope).count();
     let inside = cases.len() - outside;
-    println!("\n== {name}: out of scope ({outside} rows with labels it lacks, {inside} in scope) ==");
+    println!(
+        "\n== {name}: out of scope ({outside} rows with labels it lacks, {inside} in scope) =="
+    );
     if outside == 0 {
         println!("  no out-of-scope rows: hold some labels out of training to measure this");
         return;
@@ -65,7 +67,11 @@ pub fn report(name: &str, cases: &[ScopeCase], chosen: Option<f32>, target: f32)
     println!("min_similarity: oos recall, in-scope accuracy, in-scope flagged");
     let chosen_t = at.map(|(_, r)| r.min_similarity);
     for r in scope_curve(cases, chosen_t.as_slice()) {
-        let mark = if Some(r.min_similarity) == chosen_t { "  <-" } else { "" };
+        let mark = if Some(r.min_similarity) == chosen_t {
+            "  <-"
+        } else {
+            ""
+        };
         print_row(&r, mark);
     }
 }
@@ -73,9 +79,7 @@ pub fn report(name: &str, cases: &[ScopeCase], chosen: Option<f32>, target: f32)
 /// `router calibrate --target-oos-recall`: the policy line.
 pub fn calibrate(name: &str, cases: &[ScopeCase], target: f32) -> anyhow::Result<()> {
     let Some(r) = threshold_for_oos_recall(cases, target) else {
-        anyhow::bail!(
-            "no out-of-scope rows in the data: give rows whose labels the scorer lacks"
-        );
+        anyhow::bail!("no out-of-scope rows in the data: give rows whose labels the scorer lacks");
     };
     println!(
         "{name}: min_similarity {:.3} finds {:.1}% of out-of-scope requests; in-scope accuracy {:.1}% ({:.1}% of in-scope requests flagged)",
@@ -86,7 +90,9 @@ pub fn calibrate(name: &str, cases: &[ScopeCase], target: f32) -> anyhow::Result
     );
     println!("\npaste into the policy's [classifier] table, and add a rule:\n");
     println!("min_similarity = {:.3}\n", r.min_similarity);
-    println!("[[policy.rules]]\nname = \"unfamiliar\"\nroute = \"remote\"   # your escalation route");
+    println!(
+        "[[policy.rules]]\nname = \"unfamiliar\"\nroute = \"remote\"   # your escalation route"
+    );
     println!("when = {{ unknown = true }}");
     Ok(())
 }

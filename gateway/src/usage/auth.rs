@@ -150,8 +150,5 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 
 /// The value of cookie `name`, if the request sent it.
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .typed_get::<Cookie>()?
-        .get(name)
-        .map(str::to_owned)
+    headers.typed_get::<Cookie>()?.get(name).map(str::to_owned)
 }

@@ -111,7 +111,8 @@ async fn usage(
                 "could not read the ledger; the gateway's log has the details".into(),
             )
         })?;
-    let by = |d: Dimension, bucket: Option<i64>| summarize(&rows, d, from_ms, to_ms, bucket, reference);
+    let by =
+        |d: Dimension, bucket: Option<i64>| summarize(&rows, d, from_ms, to_ms, bucket, reference);
     let summary = by(Dimension::Route, Some(window.bucket_ms()));
     let by_class = by(Dimension::Class, None);
     let body = UsageBody {

@@ -169,11 +169,8 @@ mod tests {
     #[test]
     fn attention_matches_a_plain_reference() {
         let paths = crate::kernels::simd_paths();
-        let mut seed = 11u32;
-        let mut f = move || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-        };
+        let mut rng = crate::testing::TestRng::new(11);
+        let mut f = move || rng.f();
         let round = |x: f32| f16::from_f32(x).to_f32();
         for (head_dim, group, held, len) in [
             (64, 3, 1, 1),

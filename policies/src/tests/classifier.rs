@@ -84,7 +84,11 @@ when = { unknown = true }
         "on_classifier_error = \"remote\"",
         "on_classifier_error = \"remote\"\nmin_similarity = 1.5",
     );
-    assert_has(&errors(&bad), "classifier.min_similarity", "not a cosine similarity");
+    assert_has(
+        &errors(&bad),
+        "classifier.min_similarity",
+        "not a cosine similarity",
+    );
     let stray = classified("").replace(
         "on_classifier_error = \"remote\"",
         "on_classifier_error = \"remote\"\nmin_similarty = 0.3",

@@ -163,7 +163,10 @@ impl Head {
         let oos_label = info.get(META_OOS).cloned();
         if let Some(oos) = &oos_label {
             if !labels.contains(oos) {
-                return Err(bad(path, format!("out-of-scope label {oos:?} is not a label")));
+                return Err(bad(
+                    path,
+                    format!("out-of-scope label {oos:?} is not a label"),
+                ));
             }
         }
         Ok(Self {

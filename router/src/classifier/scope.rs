@@ -91,8 +91,14 @@ pub fn scope_row(cases: &[ScopeCase], min_similarity: f32) -> ScopeRow {
     let share = |n: usize, d: usize| if d == 0 { 0.0 } else { n as f32 / d as f32 };
     let (inside, outside): (Vec<&ScopeCase>, Vec<&ScopeCase>) =
         cases.iter().partition(|c| c.in_scope);
-    let found = outside.iter().filter(|c| c.unknown_at(min_similarity)).count();
-    let flagged = inside.iter().filter(|c| c.unknown_at(min_similarity)).count();
+    let found = outside
+        .iter()
+        .filter(|c| c.unknown_at(min_similarity))
+        .count();
+    let flagged = inside
+        .iter()
+        .filter(|c| c.unknown_at(min_similarity))
+        .count();
     let right = inside
         .iter()
         .filter(|c| c.correct && !c.unknown_at(min_similarity))
@@ -125,7 +131,11 @@ pub fn threshold_for_oos_recall(cases: &[ScopeCase], target: f32) -> Option<Scop
 
 /// The detection curve at the out-of-scope similarities' deciles (and `extra` thresholds).
 pub fn scope_curve(cases: &[ScopeCase], extra: &[f32]) -> Vec<ScopeRow> {
-    let mut sims: Vec<f32> = cases.iter().filter(|c| !c.in_scope).map(|c| c.similarity).collect();
+    let mut sims: Vec<f32> = cases
+        .iter()
+        .filter(|c| !c.in_scope)
+        .map(|c| c.similarity)
+        .collect();
     sims.sort_by(f32::total_cmp);
     let mut points: Vec<f32> = (1..=9)
         .filter_map(|d| sims.get(sims.len() * d / 10).copied())
@@ -153,7 +163,10 @@ mod tests {
         let scoped = Scoped::new(plain.clone(), 0.5);
         let far = [0.3, 0.0, 0.954]; // nearest example: cosine 0.3
         let near = [0.8, 0.0, 0.6]; // cosine 0.8
-        assert!(!plain.verdict(&far).unwrap().unknown, "no threshold, no unknown");
+        assert!(
+            !plain.verdict(&far).unwrap().unknown,
+            "no threshold, no unknown"
+        );
         let v = scoped.verdict(&far).unwrap();
         assert!(v.unknown, "{v:?}");
         assert_eq!(v.class, "a", "the nearest class is still reported");

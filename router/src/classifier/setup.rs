@@ -8,7 +8,7 @@ use sluicegate_policies::{ClassifierConfig, ExampleMatch};
 
 use sluicegate_encoder::{cache, Encoder, EncoderHandle, ServiceOptions, Setup};
 
-use super::{ClassifyError, ExampleScorer, ExampleStrategy, Head, Scorer, Scoped};
+use super::{ClassifyError, ExampleScorer, ExampleStrategy, Head, Scoped, Scorer};
 
 /// The scorer for `config`, using the loaded `encoder` to embed class examples.
 pub fn scorer_for(
@@ -23,7 +23,10 @@ pub fn scorer_for(
 }
 
 /// The scorer without the `min_similarity` threshold.
-fn unscoped(config: &ClassifierConfig, encoder: &Encoder) -> Result<Arc<dyn Scorer>, ClassifyError> {
+fn unscoped(
+    config: &ClassifierConfig,
+    encoder: &Encoder,
+) -> Result<Arc<dyn Scorer>, ClassifyError> {
     if let Some(head) = &config.head {
         return Ok(Arc::new(Head::load(head, encoder.fingerprint())?));
     }

@@ -1,5 +1,7 @@
 //! Picking the next token: penalties, temperature, top-k, top-p, a seeded generator.
 
+use rand_core::{RngCore, SeedableRng};
+use rand_pcg::Pcg64Mcg;
 use std::collections::HashMap;
 
 /// Sampling settings of one request, defaults resolved.
@@ -37,22 +39,18 @@ impl Default for SamplingParams {
     }
 }
 
-/// SplitMix64: small, fast and reproducible from a seed.
+/// The sequence's draws (`rand_pcg`'s PCG-64 MCG): reproducible from the request's seed.
 #[derive(Debug, Clone)]
-struct Rng(u64);
+struct Rng(Pcg64Mcg);
 
 impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    fn new(seed: u64) -> Self {
+        Self(Pcg64Mcg::seed_from_u64(seed))
     }
 
     /// Uniform in `[0, 1)`.
     fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -85,7 +83,7 @@ const FLOORS: [f32; 8] = [
 
 impl Sampler {
     pub fn new(params: SamplingParams) -> Self {
-        let rng = Rng(params.seed);
+        let rng = Rng::new(params.seed);
         Sampler {
             params,
             rng,

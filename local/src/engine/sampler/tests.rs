@@ -1,6 +1,7 @@
 //! Tests of [`super`]: the sampler's choices, and its shortcuts against plain definitions.
 
 use super::*;
+use crate::testing::TestRng;
 
 fn params(temperature: f32) -> SamplingParams {
     SamplingParams {
@@ -88,19 +89,6 @@ fn penalties_push_repeated_tokens_down() {
     assert_eq!(s.sample(&mut [0.1, 3.0, 2.9], &[], &[1, 1]), 2);
 }
 
-/// A small generator for test data.
-struct Lcg(u64);
-
-impl Lcg {
-    fn unit(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
-
 /// Top-k then top-p by sorting every token: the definition the floors must reproduce.
 fn by_full_sort(w: &[f32], top_k: Option<usize>, top_p: Option<f64>) -> Vec<u32> {
     let mut all: Vec<u32> = (0..w.len() as u32)
@@ -127,7 +115,7 @@ fn by_full_sort(w: &[f32], top_k: Option<usize>, top_p: Option<f64>) -> Vec<u32>
 fn candidates_match_a_full_sort() {
     let fast = crate::kernels::report_path("candidates' floor counts", "avx512f", vector());
     let dispatched = if fast { "avx512f" } else { "portable" };
-    let mut g = Lcg(5);
+    let mut g = TestRng::new(5);
     let n = 3000;
     // Peaked (one token far ahead), flat, and with ties and zeros.
     let shapes: [&dyn Fn(usize, f32) -> f32; 3] = [
@@ -188,7 +176,7 @@ fn candidates_match_a_full_sort() {
 
 #[test]
 fn weights_and_block_sums_match_the_plain_formula() {
-    let mut g = Lcg(9);
+    let mut g = TestRng::new(9);
     let mut logits: Vec<f32> = (0..1000).map(|_| g.unit() * 30.0 - 20.0).collect();
     logits[3] = f32::NEG_INFINITY;
     logits[700] = f32::NAN;

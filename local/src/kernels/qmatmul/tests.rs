@@ -9,21 +9,7 @@
 //! (random data with 8x outliers gives about 3%: block scales follow the outliers).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use super::*;
-
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) as u32
-    }
-    /// Uniform in [-1, 1).
-    fn f(&mut self) -> f32 {
-        self.next() as f32 / (1u64 << 30) as f32 - 1.0
-    }
-}
+use crate::testing::TestRng;
 
 /// f32 to f16 bits (normal range, truncating): enough for test scales.
 fn f16_bits(v: f32) -> [u8; 2] {
@@ -34,7 +20,7 @@ fn f16_bits(v: f32) -> [u8; 2] {
     ((sign | ((exp as u32) << 10) | ((b >> 13) & 0x3ff)) as u16).to_le_bytes()
 }
 
-fn random_blocks(kind: BlockKind, rows: usize, cols: usize, g: &mut Lcg) -> Vec<u8> {
+fn random_blocks(kind: BlockKind, rows: usize, cols: usize, g: &mut TestRng) -> Vec<u8> {
     let mut out = Vec::new();
     for _ in 0..rows * cols / blocks::QK {
         let d = 0.001 + 0.05 * g.f().abs();
@@ -61,7 +47,7 @@ fn prepared_path(layer: &QLinear) -> &'static str {
 }
 
 fn check(kind: BlockKind, rows: usize, cols: usize, n: usize, seed: u64) {
-    let mut g = Lcg(seed);
+    let mut g = TestRng::new(seed);
     let blocks = random_blocks(kind, rows, cols, &mut g);
     // Activations with a few outliers, as real ones have.
     let x: Vec<f32> = (0..n * cols)
@@ -178,7 +164,7 @@ fn prepared_layers_are_batch_invariant_and_dequantise_exactly() {
         .unwrap();
     for (i, kind) in [BlockKind::Q4_1, BlockKind::Q8_0].into_iter().enumerate() {
         let (rows, cols, n) = (53, 192, 13);
-        let mut g = Lcg(21 + i as u64);
+        let mut g = TestRng::new(21 + i as u64);
         let blocks = random_blocks(kind, rows, cols, &mut g);
         let layer = QLinear::from_blocks(kind, blocks.clone(), rows, cols).prepare();
         println!(
@@ -227,7 +213,7 @@ fn quantised_activations_match_the_portable_loop() {
     // Without the vector quantiser both sides are the portable loop, and the values expected
     // at the end are the oracle.
     crate::kernels::report_path("activation quantiser", "avx512f+bw", fast);
-    let mut g = Lcg(5);
+    let mut g = TestRng::new(5);
     let mut x: Vec<f32> = (0..64 * 9).map(|_| g.f() * 3.0).collect();
     // Blocks whose scale is exactly 1, with values on and next to the ties.
     for (i, v) in [
@@ -275,7 +261,7 @@ fn f16_conversion_matches_known_values() {
 
 #[test]
 fn concat_stacks_rows() {
-    let mut g = Lcg(3);
+    let mut g = TestRng::new(3);
     let a = random_blocks(BlockKind::Q4_1, 3, 64, &mut g);
     let b = random_blocks(BlockKind::Q4_1, 2, 64, &mut g);
     let la = QLinear::from_blocks(BlockKind::Q4_1, a, 3, 64);
