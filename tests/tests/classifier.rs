@@ -108,7 +108,10 @@ async fn requests_route_by_class_and_unsure_ones_escalate() {
     .await;
     let decision = header(&r, "x-sluicegate-decision").to_owned();
     assert_eq!(header(&r, "x-sluicegate-route"), "remote", "{decision}");
-    assert!(decision.starts_with("rule=unsure; class="), "{decision}");
+    assert!(
+        decision.starts_with("rule=unsure(confidence=0.") && decision.contains("<0.5); class="),
+        "{decision}"
+    );
 }
 
 #[tokio::test]

@@ -67,8 +67,8 @@ mod tests {
         ];
         let q = quality_curve(&rows);
         assert_eq!(q, vec![0.5, 0.75, 1.0, 1.0, 1.0]);
-        // PGR: 0, .5, 1, 1, 1 -> trapezoids (0+.5)/2 + (.5+1)/2 + 1 + 1, over 4 = 0.8125.
-        assert!((apgr(&q) - 0.8125).abs() < 1e-12);
+        // PGR: 0, .5, 1, 1, 1 -> trapezoids (0+.5)/2 + (.5+1)/2 + 1 + 1 = 3, over 4 = 0.75.
+        assert!((apgr(&q) - 0.75).abs() < 1e-12);
         assert_eq!(calls_for_gap(&q, 0.5), Some(0.25));
         assert_eq!(calls_for_gap(&q, 0.95), Some(0.5));
         // The worst order (most trusted escalated first) is below random.
