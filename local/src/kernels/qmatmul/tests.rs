@@ -28,9 +28,9 @@ fn random_blocks(kind: BlockKind, rows: usize, cols: usize, g: &mut TestRng) -> 
         match kind {
             BlockKind::Q4_1 => {
                 out.extend_from_slice(&f16_bits(-(0.01 + 0.4 * g.f().abs())));
-                out.extend((0..16).map(|_| g.next() as u8));
+                out.extend((0..16).map(|_| g.next_u32() as u8));
             }
-            BlockKind::Q8_0 => out.extend((0..32).map(|_| (g.next() % 255) as u8 ^ 0x80)),
+            BlockKind::Q8_0 => out.extend((0..32).map(|_| (g.next_u32() % 255) as u8 ^ 0x80)),
         }
     }
     out
