@@ -3,7 +3,8 @@
 //! rest are in scope.
 
 use sluicegate_router::classifier::scope::{
-    scope_curve, scope_row, threshold_for_oos_recall, ScopeCase, ScopeRow,
+    scope_curve, scope_row, threshold_for_oos_recall, threshold_for_oos_recall_with, ScopeCase,
+    ScopeRow,
 };
 use sluicegate_router::classifier::Scorer;
 
@@ -24,6 +25,7 @@ pub fn cases(scorer: &dyn Scorer, rows: &[Row], x: &[Vec<f32>]) -> Option<Vec<Sc
                 in_scope,
                 correct: verdict.as_ref().is_some_and(|v| v.class == row.label),
                 similarity,
+                confidence: verdict.as_ref().map_or(0.0, |v| v.confidence),
                 oos_predicted: verdict.is_some_and(|v| oos == Some(v.class.as_str())),
             })
         })
@@ -31,9 +33,14 @@ pub fn cases(scorer: &dyn Scorer, rows: &[Row], x: &[Vec<f32>]) -> Option<Vec<Sc
 }
 
 fn print_row(r: &ScopeRow, mark: &str) {
+    // The lowest candidate threshold is "none": every request passes the similarity test.
+    let t = if r.min_similarity == f32::MIN {
+        "  none".to_owned()
+    } else {
+        format!("{:>6.3}", r.min_similarity)
+    };
     println!(
-        "  {:>6.3}  oos recall {:>5.1}%  in-scope accuracy {:>5.1}%  in-scope flagged {:>5.1}%{mark}",
-        r.min_similarity,
+        "  {t}  oos recall {:>5.1}%  in-scope accuracy {:>5.1}%  in-scope flagged {:>5.1}%{mark}",
         r.oos_recall * 100.0,
         r.in_scope_accuracy * 100.0,
         r.in_scope_flagged * 100.0,
@@ -73,6 +80,17 @@ pub fn report(name: &str, cases: &[ScopeCase], chosen: Option<f32>, target: f32)
             ""
         };
         print_row(&r, mark);
+    }
+    println!(
+        "with a max_confidence rule too (escalated: unknown or unsure), the lowest \
+         min_similarity reaching {:.0}% recall:",
+        target * 100.0
+    );
+    for c in [0.3, 0.5, 0.7, 0.9] {
+        match threshold_for_oos_recall_with(cases, target, c) {
+            Some(r) => print_row(&r, &format!("  (max_confidence = {c})")),
+            None => println!("  max_confidence = {c}: not reached"),
+        }
     }
 }
 

@@ -66,6 +66,8 @@ pub struct ScopeCase {
     pub similarity: f32,
     /// A head's out-of-scope label won.
     pub oos_predicted: bool,
+    /// The winning class's probability (a `max_confidence` rule escalates below it).
+    pub confidence: f32,
 }
 
 /// Out-of-scope detection at one `min_similarity`.
@@ -84,25 +86,28 @@ impl ScopeCase {
     fn unknown_at(&self, min_similarity: f32) -> bool {
         self.oos_predicted || self.similarity < min_similarity
     }
+
+    /// With a confidence floor as well: what a policy with both an `unknown` rule and a
+    /// `max_confidence` rule escalates.
+    fn escalated_at(&self, min_similarity: f32, min_confidence: f32) -> bool {
+        self.unknown_at(min_similarity) || self.confidence < min_confidence
+    }
 }
 
 /// Detection quality at `min_similarity`.
 pub fn scope_row(cases: &[ScopeCase], min_similarity: f32) -> ScopeRow {
+    scope_row_with(cases, min_similarity, f32::MIN)
+}
+
+/// Detection quality when requests under `min_similarity` or under `min_confidence` escalate.
+pub fn scope_row_with(cases: &[ScopeCase], min_similarity: f32, min_confidence: f32) -> ScopeRow {
     let share = |n: usize, d: usize| if d == 0 { 0.0 } else { n as f32 / d as f32 };
     let (inside, outside): (Vec<&ScopeCase>, Vec<&ScopeCase>) =
         cases.iter().partition(|c| c.in_scope);
-    let found = outside
-        .iter()
-        .filter(|c| c.unknown_at(min_similarity))
-        .count();
-    let flagged = inside
-        .iter()
-        .filter(|c| c.unknown_at(min_similarity))
-        .count();
-    let right = inside
-        .iter()
-        .filter(|c| c.correct && !c.unknown_at(min_similarity))
-        .count();
+    let out = |c: &ScopeCase| c.escalated_at(min_similarity, min_confidence);
+    let found = outside.iter().filter(|c| out(c)).count();
+    let flagged = inside.iter().filter(|c| out(c)).count();
+    let right = inside.iter().filter(|c| c.correct && !out(c)).count();
     ScopeRow {
         min_similarity,
         oos_recall: share(found, outside.len()),
@@ -115,6 +120,15 @@ pub fn scope_row(cases: &[ScopeCase], min_similarity: f32) -> ScopeRow {
 /// in-scope requests are flagged), or `None` when no threshold does (there are no
 /// out-of-scope cases).
 pub fn threshold_for_oos_recall(cases: &[ScopeCase], target: f32) -> Option<ScopeRow> {
+    threshold_for_oos_recall_with(cases, target, f32::MIN)
+}
+
+/// [`threshold_for_oos_recall`] when requests under `min_confidence` escalate too.
+pub fn threshold_for_oos_recall_with(
+    cases: &[ScopeCase],
+    target: f32,
+    min_confidence: f32,
+) -> Option<ScopeRow> {
     let mut candidates: Vec<f32> = cases
         .iter()
         .filter(|c| !c.in_scope)
@@ -125,7 +139,7 @@ pub fn threshold_for_oos_recall(cases: &[ScopeCase], target: f32) -> Option<Scop
     candidates.insert(0, f32::MIN);
     candidates
         .into_iter()
-        .map(|t| scope_row(cases, t))
+        .map(|t| scope_row_with(cases, t, min_confidence))
         .find(|r| r.oos_recall >= target)
 }
 
@@ -180,6 +194,7 @@ mod tests {
             correct,
             similarity,
             oos_predicted: false,
+            confidence: 1.0,
         }
     }
 
@@ -209,6 +224,12 @@ mod tests {
         assert!((t.oos_recall - 2.0 / 3.0).abs() < 1e-6);
         assert_eq!(t.in_scope_accuracy, 0.75);
         assert!(threshold_for_oos_recall(&cases[..4], 0.5).is_none());
+        // A confidence floor of 0.5 also escalates the one in-scope case below it.
+        let mut unsure = cases;
+        unsure[1].confidence = 0.4;
+        let r = scope_row_with(&unsure, 0.45, 0.5);
+        assert_eq!(r.in_scope_accuracy, 0.25);
+        assert_eq!(r.in_scope_flagged, 0.5);
         assert!(!scope_curve(&cases, &[0.45]).is_empty());
     }
 }
