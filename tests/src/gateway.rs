@@ -135,6 +135,26 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// Polls `/readyz` until 200 (a classifier or a local model still loading answers 503);
+    /// panics after `limit`.
+    pub async fn wait_ready(&self, limit: std::time::Duration) {
+        let client = crate::http_client();
+        let url = format!("{}/readyz", self.url());
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let r = client.get(&url).send().await.expect("GET /readyz");
+            if r.status() == 200 {
+                return;
+            }
+            let body = r.text().await.unwrap_or_default();
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not ready after {limit:?}: {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Writes `policy_toml` to a temp dir and starts the gateway there on a free port, with
     /// `envs` added to a scrubbed copy of this process's environment.
     pub async fn start(policy_toml: &str, envs: &[(&str, &str)]) -> Gateway {

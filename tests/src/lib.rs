@@ -6,6 +6,7 @@
 //! clear message, so panicking on errors is the intended behaviour here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod classifier_data;
 pub mod client;
 pub mod fake_upstream;
 pub mod gateway;

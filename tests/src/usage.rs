@@ -67,15 +67,7 @@ pub async fn start_with_traffic() -> Traffic {
     let chat = format!("{}/v1/chat/completions", gateway.url());
     let client = http_client();
     // The classifier loads in the background; until then requests would get no class.
-    let ready = format!("{}/readyz", gateway.url());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while client.get(&ready).send().await.unwrap().status() != 200 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the classifier never loaded"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gateway.wait_ready(Duration::from_secs(60)).await;
     let body = |model: &str, stream: bool| {
         let text = if model == "big" {
             "please refund my last payment"

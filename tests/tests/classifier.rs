@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use sluicegate_tests::classifier_data::TRAINING;
 use sluicegate_tests::policy::{openai_backend, route, routing};
 use sluicegate_tests::{chat, header, http_client, run_sluicegate, temp_dir};
 use sluicegate_tests::{FakeUpstream, Gateway};
@@ -183,25 +184,6 @@ fn train_head(dir: &Path, encoder: &Path, rows: &[(&str, &str)]) -> PathBuf {
     );
     out
 }
-
-const TRAINING: [(&str, &str); 16] = [
-    ("I was charged twice for one order", "billing"),
-    ("refund my last payment please", "billing"),
-    ("why is my invoice higher this month", "billing"),
-    ("my card payment was declined", "billing"),
-    ("cancel the subscription fee", "billing"),
-    ("I want my money back", "billing"),
-    ("the bill shows a charge I don't recognise", "billing"),
-    ("how do I update my payment method", "billing"),
-    ("hello, how are you?", "chitchat"),
-    ("tell me a joke", "chitchat"),
-    ("good morning!", "chitchat"),
-    ("what's your favourite colour", "chitchat"),
-    ("thanks, have a nice day", "chitchat"),
-    ("hey there", "chitchat"),
-    ("nice to meet you", "chitchat"),
-    ("how was your weekend", "chitchat"),
-];
 
 fn head_classifier(encoder: &Path, head: &Path) -> String {
     format!(

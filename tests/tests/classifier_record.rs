@@ -58,17 +58,7 @@ url = "ledger.sqlite"
     ));
     let mut gw = Gateway::start(&toml, &[]).await;
     // Wait for the encoder: until then requests take `on_classifier_error`.
-    for _ in 0..600 {
-        let r = sluicegate_tests::http_client()
-            .get(format!("{}/readyz", gw.url()))
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    gw.wait_ready(Duration::from_secs(60)).await;
     let ask = json!({"model": "auto", "messages": [
         {"role": "user", "content": "I think I was charged twice for my last order"}
     ]});

@@ -9,34 +9,24 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
+use sluicegate_tests::classifier_data::TRAINING;
 use sluicegate_tests::policy::{openai_backend, route, routing};
 use sluicegate_tests::{chat, header, ledger_rows, minilm_dir, run_sluicegate, temp_dir};
 use sluicegate_tests::{FakeUpstream, Gateway};
 
-const TRAINING: [(&str, &str); 22] = [
-    ("I was charged twice for one order", "billing"),
-    ("refund my last payment please", "billing"),
-    ("why is my invoice higher this month", "billing"),
-    ("my card payment was declined", "billing"),
-    ("cancel the subscription fee", "billing"),
-    ("I want my money back", "billing"),
-    ("the bill shows a charge I don't recognise", "billing"),
-    ("how do I update my payment method", "billing"),
-    ("hello, how are you?", "chitchat"),
-    ("tell me a joke", "chitchat"),
-    ("good morning!", "chitchat"),
-    ("what's your favourite colour", "chitchat"),
-    ("thanks, have a nice day", "chitchat"),
-    ("hey there", "chitchat"),
-    ("nice to meet you", "chitchat"),
-    ("how was your weekend", "chitchat"),
-    ("what's the weather in Paris tomorrow", "oos"),
-    ("who won the football match last night", "oos"),
-    ("how long do I bake bread for", "oos"),
-    ("what is the speed of light", "oos"),
-    ("book me a flight to Madrid", "oos"),
-    ("play some jazz music", "oos"),
-];
+/// The shared billing and chitchat rows, and six of other domains marked out of scope.
+fn training() -> Vec<(&'static str, &'static str)> {
+    let mut rows = TRAINING.to_vec();
+    rows.extend([
+        ("what's the weather in Paris tomorrow", "oos"),
+        ("who won the football match last night", "oos"),
+        ("how long do I bake bread for", "oos"),
+        ("what is the speed of light", "oos"),
+        ("book me a flight to Madrid", "oos"),
+        ("play some jazz music", "oos"),
+    ]);
+    rows
+}
 
 /// Held out: in-scope paraphrases, and two labels the head never saw.
 const HELD_OUT: [(&str, &str); 8] = [
@@ -76,7 +66,7 @@ async fn an_oos_head_is_evaluated_calibrated_and_served() {
     let dir = temp_dir();
     let encoder = minilm_dir();
     let enc = encoder.to_str().unwrap();
-    let train = jsonl(&dir, "train.jsonl", &TRAINING);
+    let train = jsonl(&dir, "train.jsonl", &training());
     let held = jsonl(&dir, "held.jsonl", &HELD_OUT);
     let head = dir.join("head.safetensors");
     let (train, held, head_s) = (
@@ -168,18 +158,7 @@ async fn an_oos_head_is_evaluated_calibrated_and_served() {
         r#"rules = [{ name = "unfamiliar", route = "remote", when = { unknown = true } }]"#,
     ));
     let mut gw = Gateway::start(&toml, &[]).await;
-    let client = sluicegate_tests::http_client();
-    for _ in 0..600 {
-        let r = client
-            .get(format!("{}/readyz", gw.url()))
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    gw.wait_ready(Duration::from_secs(60)).await;
     let ask =
         |text: &str| json!({"model": "auto", "messages": [{"role": "user", "content": text}]});
     let r = chat(&gw, &ask("I want a refund for the double charge")).await;
