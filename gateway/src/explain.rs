@@ -103,8 +103,7 @@ pub async fn decide(policy: &Policy, args: &ExplainArgs) -> anyhow::Result<(Deci
                 call.extensions.get::<OutcomeHandle>(),
             ) {
                 record.update(|o| {
-                    o.rule = Some(d.rule.clone());
-                    o.compared = d.compared.clone();
+                    o.decided(d);
                     o.route = Some(d.route.clone());
                 });
                 *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(d.clone());
@@ -112,13 +111,11 @@ pub async fn decide(policy: &Policy, args: &ExplainArgs) -> anyhow::Result<(Deci
             Ok::<_, Infallible>(http::StatusCode::OK.into_response())
         }
     });
-    let config = policy.classifier.as_ref();
-    let input = config.map(|c| c.input).unwrap_or_default();
     let response = ServiceBuilder::new()
-        .layer(
-            ClassifyLayer::new(classifier, input)
-                .with_min_similarity(config.and_then(|c| c.min_similarity)),
-        )
+        .layer(ClassifyLayer::for_policy(
+            classifier,
+            policy.classifier.as_ref(),
+        ))
         .layer(DecideLayer::new(Arc::new(Engine::new(policy))))
         .service(dispatch)
         .oneshot(call)

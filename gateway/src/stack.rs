@@ -64,13 +64,11 @@ struct Ctx {
 
 /// The chat stack: layers 10 to 12 above.
 pub fn chat_service(state: &AppState) -> ChatService {
-    let classifier = state.policy.classifier.as_ref();
-    let input = classifier.map(|c| c.input).unwrap_or_default();
-    let min_similarity = classifier.and_then(|c| c.min_similarity);
     let stack = ServiceBuilder::new()
-        .layer(
-            ClassifyLayer::new(state.classifier.clone(), input).with_min_similarity(min_similarity),
-        )
+        .layer(ClassifyLayer::for_policy(
+            state.classifier.clone(),
+            state.policy.classifier.as_ref(),
+        ))
         .layer(DecideLayer::new(state.engine.clone()))
         .service(Dispatch::new(state.clone()));
     BoxCloneSyncService::new(stack)

@@ -105,10 +105,7 @@ async fn dispatch(state: AppState, call: ChatCall) -> Response {
         .get::<OutcomeHandle>()
         .cloned()
         .unwrap_or_default();
-    outcome.update(|o| {
-        o.rule = Some(decision.rule.clone());
-        o.compared = decision.compared.clone();
-    });
+    outcome.update(|o| o.decided(&decision));
     let capture = state.captures_content();
     let mut chain = vec![decision.route.clone()];
     if let Some(route) = state.route(&decision.route) {

@@ -49,6 +49,15 @@ impl ClassifyLayer {
         }
     }
 
+    /// The layer for a policy's `[classifier]` table (its input and `min_similarity`).
+    pub fn for_policy(
+        classifier: Option<Arc<dyn Classifier>>,
+        config: Option<&sluicegate_policies::ClassifierConfig>,
+    ) -> Self {
+        Self::new(classifier, config.map(|c| c.input).unwrap_or_default())
+            .with_min_similarity(config.and_then(|c| c.min_similarity))
+    }
+
     /// The policy's `min_similarity`, recorded beside each verdict's similarity (the scorer
     /// applies it; this is so the record can say what was compared).
     pub fn with_min_similarity(mut self, min_similarity: Option<f32>) -> Self {

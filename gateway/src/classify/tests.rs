@@ -79,10 +79,7 @@ async fn run(classifier: Option<Arc<dyn Classifier>>, mut call: ChatCall) -> (Re
     let dispatch = service_fn(|call: ChatCall| async move {
         let d = call.extensions.get::<Decision>().unwrap().clone();
         let record = call.extensions.get::<OutcomeHandle>().unwrap().clone();
-        record.update(|o| {
-            o.rule = Some(d.rule.clone());
-            o.compared = d.compared.clone();
-        });
+        record.update(|o| o.decided(&d));
         let mut r = http::StatusCode::OK.into_response();
         r.headers_mut()
             .insert(headers::ROUTE, d.route.parse().unwrap());

@@ -102,6 +102,12 @@ impl Outcome {
         text
     }
 
+    /// Records the engine's decision: the rule and the thresholds it compared.
+    pub fn decided(&mut self, d: &sluicegate_router::Decision) {
+        self.rule = Some(d.rule.clone());
+        self.compared = d.compared.clone();
+    }
+
     /// This outcome with the messages and the reply dropped.
     pub fn without_content(mut self) -> Self {
         self.prompt = None;

@@ -85,16 +85,16 @@ pub struct CalibrateArgs {
     pub encoder: EncoderArg,
 }
 
+/// The scorers to evaluate, with the `min_similarity` chosen for them (`--min-similarity`,
+/// else the policy's with `--config`).
 fn scorers(
     args: &ScorerArgs,
     encoder: &Encoder,
     encoder_dir: &std::path::Path,
-) -> anyhow::Result<Vec<(String, Arc<dyn Scorer>)>> {
+) -> anyhow::Result<(Vec<(String, Arc<dyn Scorer>)>, Option<f32>)> {
     if let Some(head) = &args.head {
-        return Ok(vec![(
-            "head".into(),
-            Arc::new(Head::load(head, encoder.fingerprint())?),
-        )]);
+        let scorer: Arc<dyn Scorer> = Arc::new(Head::load(head, encoder.fingerprint())?);
+        return Ok((vec![("head".into(), scorer)], args.min_similarity));
     }
     if let Some(config) = &args.config {
         let policy = sluicegate_policies::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -104,7 +104,8 @@ fn scorers(
         // The encoder used is --encoder's (its embedding cache too), whatever the policy says.
         c.encoder = encoder_dir.to_owned();
         let scorer = sluicegate_router::classifier::setup::scorer_for(&c, encoder)?;
-        return Ok(vec![("policy".into(), scorer)]);
+        let chosen = args.min_similarity.or(c.min_similarity);
+        return Ok((vec![("policy".into(), scorer)], chosen));
     }
     let Some(file) = &args.few_shot_from else {
         bail!("give --head, --config or --few-shot-from");
@@ -126,7 +127,7 @@ fn scorers(
             super::cache_embed_quiet(encoder, encoder_dir, &texts)?,
         ));
     }
-    Ok([
+    let scorers = [
         ("centroid", ExampleStrategy::Centroid),
         ("knn-1", ExampleStrategy::Knn(1)),
         ("knn-3", ExampleStrategy::Knn(3)),
@@ -136,16 +137,8 @@ fn scorers(
         let scorer: Arc<dyn Scorer> = Arc::new(ExampleScorer::new(classes.clone(), s));
         (format!("{}-shot {name}", args.shots), scorer)
     })
-    .collect())
-}
-
-/// The `min_similarity` of the policy given with `--config`, if any.
-fn policy_min_similarity(args: &ScorerArgs) -> anyhow::Result<Option<f32>> {
-    let Some(config) = &args.config else {
-        return Ok(None);
-    };
-    let policy = sluicegate_policies::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(policy.classifier.and_then(|c| c.min_similarity))
+    .collect();
+    Ok((scorers, args.min_similarity))
 }
 
 fn predict(scorer: &dyn Scorer, rows: &[Row], x: &[Vec<f32>]) -> (Vec<Prediction>, usize) {
@@ -186,11 +179,7 @@ pub fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     let encoder = load_encoder(&args.encoder.encoder)?;
     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
     let x = embed(&encoder, &args.encoder.encoder, &texts)?;
-    let scorers = scorers(&args.scorer, &encoder, &args.encoder.encoder)?;
-    let chosen = args
-        .scorer
-        .min_similarity
-        .or(policy_min_similarity(&args.scorer)?);
+    let (scorers, chosen) = scorers(&args.scorer, &encoder, &args.encoder.encoder)?;
     for (name, scorer) in &scorers {
         let (preds, unknown) = predict(scorer.as_ref(), &rows, &x);
         let r = report(&preds, scorer.labels().len());
@@ -267,7 +256,7 @@ pub fn calibrate_command(args: &CalibrateArgs) -> anyhow::Result<()> {
     let encoder = load_encoder(&args.encoder.encoder)?;
     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
     let x = embed(&encoder, &args.encoder.encoder, &texts)?;
-    let scorers = scorers(&args.scorer, &encoder, &args.encoder.encoder)?;
+    let (scorers, _) = scorers(&args.scorer, &encoder, &args.encoder.encoder)?;
     let Some((name, scorer)) = scorers.first() else {
         bail!("no scorer");
     };
