@@ -85,13 +85,16 @@ pub struct CalibrateArgs {
     pub encoder: EncoderArg,
 }
 
+/// A scorer and the name it is reported under.
+type Named = (String, Arc<dyn Scorer>);
+
 /// The scorers to evaluate, with the `min_similarity` chosen for them (`--min-similarity`,
 /// else the policy's with `--config`).
 fn scorers(
     args: &ScorerArgs,
     encoder: &Encoder,
     encoder_dir: &std::path::Path,
-) -> anyhow::Result<(Vec<(String, Arc<dyn Scorer>)>, Option<f32>)> {
+) -> anyhow::Result<(Vec<Named>, Option<f32>)> {
     if let Some(head) = &args.head {
         let scorer: Arc<dyn Scorer> = Arc::new(Head::load(head, encoder.fingerprint())?);
         return Ok((vec![("head".into(), scorer)], args.min_similarity));
