@@ -30,6 +30,29 @@ impl Dense {
     }
 }
 
+/// The largest `row · x` over `rows` (a head's stored training embeddings), with the same
+/// vectorised dot product as [`Dense::forward`]; `None` without rows.
+pub fn max_dot(rows: &[Vec<f32>], x: &[f32]) -> Option<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::has_avx2_fma() {
+        // SAFETY: `max_dot_avx2` is safe Rust whose only requirement is its target features,
+        // and `has_avx2_fma()` just found AVX2 and FMA on this CPU at run time.
+        return unsafe { max_dot_avx2(rows, x) };
+    }
+    max_dot_body(rows, x, |s, a, b| s + a * b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn max_dot_avx2(rows: &[Vec<f32>], x: &[f32]) -> Option<f32> {
+    max_dot_body(rows, x, |s, a, b| a.mul_add(b, s))
+}
+
+#[inline(always)]
+fn max_dot_body(rows: &[Vec<f32>], x: &[f32], fma: impl Fn(f32, f32, f32) -> f32) -> Option<f32> {
+    rows.iter().map(|r| dot(r, x, &fma)).max_by(f32::total_cmp)
+}
+
 /// The product in plain Rust (what CPUs without AVX2 + FMA run).
 fn forward_portable(layer: &Dense, x: &[f32], out: &mut [f32]) {
     forward_body(layer, x, out, |s, a, b| s + a * b);
@@ -72,6 +95,31 @@ fn dot(a: &[f32], b: &[f32], fma: &impl Fn(f32, f32, f32) -> f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_dot_is_the_largest_plain_product() {
+        let rows: Vec<Vec<f32>> = (0..37)
+            .map(|r| {
+                (0..70)
+                    .map(|i| ((r * 31 + i * 7) % 23) as f32 / 11.0 - 1.0)
+                    .collect()
+            })
+            .collect();
+        let x: Vec<f32> = (0..70).map(|i| (i % 5) as f32 / 4.0 - 0.5).collect();
+        let plain = rows
+            .iter()
+            .map(|r| r.iter().zip(&x).map(|(a, b)| a * b).sum::<f32>())
+            .fold(f32::MIN, f32::max);
+        crate::kernels::report_path("max_dot", "avx2+fma");
+        let got = max_dot(&rows, &x).unwrap();
+        assert!((got - plain).abs() < 1e-4, "dispatched: {got} vs {plain}");
+        let portable = max_dot_body(&rows, &x, |s, a, b| s + a * b).unwrap();
+        assert!(
+            (portable - plain).abs() < 1e-4,
+            "portable: {portable} vs {plain}"
+        );
+        assert_eq!(max_dot(&[], &x), None);
+    }
 
     /// The portable product and the dispatched one (AVX2 + FMA where the CPU has them)
     /// against the plain sum.

@@ -54,7 +54,8 @@ pub struct Head {
     /// One or more networks; [`Scorer::probabilities`] averages their softmax outputs.
     pub members: Vec<Member>,
     pub encoder: String,
-    /// Unit-length embeddings of the in-scope rows it was trained on (may be empty).
+    /// Unit-length embeddings of the in-scope rows it was trained on (may be empty); rows are
+    /// normalised when loaded, so [`Scorer::similarity`] needs only dot products.
     pub references: Vec<Vec<f32>>,
     /// The label that means out of scope, if it was trained with one.
     pub oos_label: Option<String>,
@@ -154,12 +155,18 @@ impl Head {
         } else {
             vec![read_member("")?]
         };
-        let references = match tensors.get(REFERENCES) {
+        let mut references = match tensors.get(REFERENCES) {
             None => Vec::new(),
             Some(t) => t
                 .to_vec2::<f32>()
                 .map_err(|e| bad(path, format!("references: {e}")))?,
         };
+        for r in &mut references {
+            let norm = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                r.iter_mut().for_each(|x| *x /= norm);
+            }
+        }
         let oos_label = info.get(META_OOS).cloned();
         if let Some(oos) = &oos_label {
             if !labels.contains(oos) {
@@ -238,11 +245,12 @@ impl Scorer for Head {
         mean
     }
 
+    /// The cosine to the nearest reference: one vectorised pass of dot products over the unit
+    /// references, divided by the query's norm once.
     fn similarity(&self, embedding: &[f32]) -> Option<f32> {
-        self.references
-            .iter()
-            .map(|r| super::cosine(embedding, r))
-            .max_by(f32::total_cmp)
+        let norm = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let best = sluicegate_encoder::dense::max_dot(&self.references, embedding)?;
+        Some(if norm > 0.0 { best / norm } else { 0.0 })
     }
 
     fn oos_label(&self) -> Option<&str> {
