@@ -4,8 +4,9 @@
 //! epoch count. With `ensemble > 1` the refit is repeated with different seeds (initialisation,
 //! order, dropout) and the head keeps every network; inference averages their probabilities.
 
-use candle_core::{DType, Device, Tensor, D};
-use candle_nn::{linear, Linear, Module, Optimizer, VarBuilder, VarMap};
+use candle_core::Var;
+use candle_core::{Device, Tensor, D};
+use candle_nn::{Linear, Module, Optimizer, VarMap};
 use rand_core::{RngCore, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
@@ -76,6 +77,16 @@ impl Rng {
     pub fn next_u64(&mut self) -> u64 {
         self.0.next_u64()
     }
+    /// Uniform in `[0, 1)` with 24 bits.
+    pub fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    /// Standard normal (Box-Muller).
+    pub fn normal(&mut self) -> f32 {
+        let u = 1.0 - self.unit();
+        let v = self.unit();
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    }
     /// Fisher-Yates.
     pub fn shuffle<T>(&mut self, v: &mut [T]) {
         for i in (1..v.len()).rev() {
@@ -91,19 +102,58 @@ struct Net {
 }
 
 impl Net {
-    fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+    /// With `train`'s generator, applies dropout drawn from it (candle's own dropout draws from
+    /// an unseeded generator, so the same seed would not give the same head).
+    fn forward(&self, x: &Tensor, mut train: Option<&mut Rng>) -> candle_core::Result<Tensor> {
         let mut x = x.clone();
         for (i, l) in self.layers.iter().enumerate() {
             x = l.forward(&x)?;
             if i + 1 < self.layers.len() {
                 x = x.relu()?;
-                if train && self.dropout > 0.0 {
-                    x = candle_nn::ops::dropout(&x, self.dropout)?;
+                if let Some(rng) = train.as_deref_mut().filter(|_| self.dropout > 0.0) {
+                    x = dropout(&x, self.dropout, rng)?;
                 }
             }
         }
         Ok(x)
     }
+}
+
+/// Inverted dropout: zeroes each element with probability `p` and scales the rest by `1/(1-p)`.
+fn dropout(x: &Tensor, p: f32, rng: &mut Rng) -> candle_core::Result<Tensor> {
+    let keep = 1.0 / (1.0 - p);
+    let mask: Vec<f32> = (0..x.elem_count())
+        .map(|_| if rng.unit() < p { 0.0 } else { keep })
+        .collect();
+    x * Tensor::from_vec(mask, x.shape(), x.device())?
+}
+
+/// A linear layer initialised from the seeded generator, as candle-nn's `linear` would from its
+/// unseeded one: weights Kaiming-normal for ReLU (std `sqrt(2/in)`), biases uniform in
+/// `±1/sqrt(in)`. The variables go into `varmap` under `{prefix}.weight` and `{prefix}.bias`.
+fn seeded_linear(
+    inputs: usize,
+    outputs: usize,
+    prefix: &str,
+    varmap: &VarMap,
+    rng: &mut Rng,
+) -> candle_core::Result<Linear> {
+    let std = (2.0 / inputs as f32).sqrt();
+    let bound = 1.0 / (inputs as f32).sqrt();
+    let w: Vec<f32> = (0..inputs * outputs).map(|_| rng.normal() * std).collect();
+    let b: Vec<f32> = (0..outputs)
+        .map(|_| (rng.unit() * 2.0 - 1.0) * bound)
+        .collect();
+    let w = Var::from_vec(w, (outputs, inputs), &Device::Cpu)?;
+    let b = Var::from_vec(b, outputs, &Device::Cpu)?;
+    let layer = Linear::new(w.as_tensor().clone(), Some(b.as_tensor().clone()));
+    let mut data = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("poisoned var map".into()))?;
+    data.insert(format!("{prefix}.weight"), w);
+    data.insert(format!("{prefix}.bias"), b);
+    Ok(layer)
 }
 
 fn rows(x: &[Vec<f32>], idx: &[usize], dim: usize) -> candle_core::Result<Tensor> {
@@ -218,7 +268,6 @@ impl Data<'_> {
         let weights = Tensor::new(weights.as_slice(), &Device::Cpu).map_err(model_err)?;
 
         let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let sizes: Vec<usize> = if options.hidden == 0 {
             vec![dim, classes]
         } else {
@@ -227,7 +276,7 @@ impl Data<'_> {
         let layers = sizes
             .windows(2)
             .enumerate()
-            .map(|(i, w)| linear(w[0], w[1], vb.pp(format!("layer{i}"))))
+            .map(|(i, w)| seeded_linear(w[0], w[1], &format!("layer{i}"), &varmap, rng))
             .collect::<candle_core::Result<Vec<_>>>()
             .map_err(model_err)?;
         let net = Net {
@@ -259,7 +308,10 @@ impl Data<'_> {
                     let xb = rows(x, chunk, dim)?;
                     let yb: Vec<u32> = chunk.iter().map(|&i| y[i] as u32).collect();
                     let yb = Tensor::new(yb.as_slice(), &Device::Cpu)?;
-                    let logp = candle_nn::ops::log_softmax(&net.forward(&xb, true)?, D::Minus1)?;
+                    let logp = candle_nn::ops::log_softmax(
+                        &net.forward(&xb, Some(&mut *rng))?,
+                        D::Minus1,
+                    )?;
                     let picked = logp.gather(&yb.unsqueeze(1)?, 1)?.squeeze(1)?;
                     // Label smoothing: (1-ε)·log p(y) + ε·mean_c log p(c).
                     let target = ((picked * (1.0 - smoothing))? + (logp.mean(1)? * smoothing)?)?;
@@ -275,7 +327,7 @@ impl Data<'_> {
             }
             let (acc, val_loss) = match (val, &val_x) {
                 (Some(val), Some(val_x)) => {
-                    let logits = net.forward(val_x, false).map_err(model_err)?;
+                    let logits = net.forward(val_x, None).map_err(model_err)?;
                     let pred = logits
                         .argmax(D::Minus1)
                         .and_then(|p| p.to_vec1::<u32>())

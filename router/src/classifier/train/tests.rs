@@ -62,3 +62,47 @@ fn an_ensemble_keeps_distinct_networks_trained_for_the_best_epoch_count() {
     }
     assert_eq!(head.verdict(&[0.0, 1.0, 0.0, 0.0]).unwrap().class, "b");
 }
+
+#[test]
+fn the_same_seed_trains_the_same_head_and_another_seed_does_not() {
+    let (x, y, labels) = separable();
+    let options = |seed| TrainOptions {
+        hidden: 8,
+        max_epochs: 10,
+        learning_rate: 1e-2,
+        dropout: 0.3,
+        ensemble: 2,
+        seed,
+        ..TrainOptions::default()
+    };
+    let fit = |seed| train(&x, &y, labels.clone(), "fp".into(), &options(seed), |_| {}).unwrap();
+    let weights = |h: &Head| -> Vec<Vec<f32>> {
+        h.members
+            .iter()
+            .flat_map(|m| m.iter().flat_map(|l| [l.weight.clone(), l.bias.clone()]))
+            .collect()
+    };
+    let (a, b, c) = (fit(3), fit(3), fit(4));
+    // Initialisation, order and dropout all come from the seed: bit-for-bit equal weights.
+    assert_eq!(weights(&a), weights(&b));
+    assert_ne!(weights(&a), weights(&c));
+}
+
+#[test]
+fn dropout_zeroes_about_p_and_keeps_the_expected_value() {
+    let mut rng = Rng::new(9);
+    let x = Tensor::ones((100, 100), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let out: Vec<f32> = dropout(&x, 0.25, &mut rng)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let zeros = out.iter().filter(|v| **v == 0.0).count();
+    assert!(
+        (2200..2800).contains(&zeros),
+        "{zeros} of 10000 zeroed at p=0.25"
+    );
+    let mean = out.iter().sum::<f32>() / out.len() as f32;
+    assert!((mean - 1.0).abs() < 0.05, "mean {mean}");
+}
