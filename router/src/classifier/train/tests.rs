@@ -92,7 +92,7 @@ fn the_same_seed_trains_the_same_head_and_another_seed_does_not() {
 fn dropout_zeroes_about_p_and_keeps_the_expected_value() {
     let mut rng = Rng::new(9);
     let x = Tensor::ones((100, 100), candle_core::DType::F32, &Device::Cpu).unwrap();
-    let out: Vec<f32> = dropout(&x, 0.25, &mut rng)
+    let out: Vec<f32> = net::dropout(&x, 0.25, &mut rng)
         .unwrap()
         .flatten_all()
         .unwrap()
