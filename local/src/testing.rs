@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod ggufs;
+
 use rand_core::{RngCore, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
@@ -54,4 +56,46 @@ pub fn say_kernel_paths(test: &str) {
         ""
     };
     println!("{test}: ran the engine's fastest kernels of {paths:?} on this CPU{note}");
+}
+
+fn argmax(v: &[f32]) -> usize {
+    (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b })
+}
+
+/// Asserts that `ours` and `theirs` (logits of one position) agree: the same top token, an RMS
+/// difference at most `rms_share` of `theirs`' standard deviation and a largest difference at
+/// most `max_share` of their range. Prints the figures.
+pub fn compare_logits(what: &str, ours: &[f32], theirs: &[f32], rms_share: f32, max_share: f32) {
+    assert_eq!(ours.len(), theirs.len());
+    let max = theirs.iter().copied().fold(f32::MIN, f32::max);
+    let min = theirs.iter().copied().fold(f32::MAX, f32::min);
+    let diff = ours
+        .iter()
+        .zip(theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    let n = theirs.len() as f32;
+    let mean = theirs.iter().sum::<f32>() / n;
+    let sd = (theirs.iter().map(|t| (t - mean).powi(2)).sum::<f32>() / n).sqrt();
+    let rms = (ours
+        .iter()
+        .zip(theirs)
+        .map(|(a, b)| (a - b).powi(2))
+        .sum::<f32>()
+        / n)
+        .sqrt();
+    println!(
+        "{what}: logit range {:.2}, sd {sd:.3}; max abs diff {diff:.3}, RMS diff {rms:.3}",
+        max - min
+    );
+    assert_eq!(argmax(ours), argmax(theirs), "{what}: top token differs");
+    assert!(
+        rms <= rms_share * sd,
+        "{what}: RMS diff {rms} vs standard deviation {sd}"
+    );
+    assert!(
+        diff <= max_share * (max - min),
+        "{what}: max abs diff {diff} vs range {}",
+        max - min
+    );
 }

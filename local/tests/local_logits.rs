@@ -24,46 +24,11 @@ use candle_transformers::models::quantized_llama::ModelWeights;
 use sluicegate_local::model::{Llama, Step, WeightFormat};
 use sluicegate_local::tokenizer::GgufTokenizer;
 
-use sluicegate_local::testing::say_kernel_paths;
 use sluicegate_local::testing::smollm2_gguf as gguf;
-
-fn argmax(v: &[f32]) -> usize {
-    (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b })
-}
+use sluicegate_local::testing::{compare_logits, say_kernel_paths};
 
 fn compare(what: &str, ours: &[f32], theirs: &[f32]) {
-    assert_eq!(ours.len(), theirs.len());
-    let max = theirs.iter().copied().fold(f32::MIN, f32::max);
-    let min = theirs.iter().copied().fold(f32::MAX, f32::min);
-    let diff = ours
-        .iter()
-        .zip(theirs)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    let n = theirs.len() as f32;
-    let mean = theirs.iter().sum::<f32>() / n;
-    let sd = (theirs.iter().map(|t| (t - mean).powi(2)).sum::<f32>() / n).sqrt();
-    let rms = (ours
-        .iter()
-        .zip(theirs)
-        .map(|(a, b)| (a - b).powi(2))
-        .sum::<f32>()
-        / n)
-        .sqrt();
-    println!(
-        "{what}: logit range {:.2}, sd {sd:.3}; max abs diff {diff:.3}, RMS diff {rms:.3}",
-        max - min
-    );
-    assert_eq!(argmax(ours), argmax(theirs), "{what}: top token differs");
-    assert!(
-        rms <= 0.25 * sd,
-        "{what}: RMS diff {rms} vs standard deviation {sd}"
-    );
-    assert!(
-        diff <= 0.06 * (max - min),
-        "{what}: max abs diff {diff} vs range {}",
-        max - min
-    );
+    compare_logits(what, ours, theirs, 0.25, 0.06);
 }
 
 #[test]

@@ -44,6 +44,13 @@ pub struct Packed {
     lines: Vec<Line>,
 }
 
+impl Packed {
+    /// The block format the weights were repacked from.
+    pub fn kind(&self) -> BlockKind {
+        self.kind
+    }
+}
+
 /// Whether this CPU runs the kernels (AVX-512 F, BW and VNNI).
 pub fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")

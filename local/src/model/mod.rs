@@ -4,9 +4,10 @@
 //! against that sequence's own KV cache. Prefill (many tokens of one sequence) and decode (one
 //! token each of many sequences) are the same call.
 //!
-//! The weights stay in their GGUF block format ([`qmatmul::QLinear`]); Q4_1 and Q8_0 go through
-//! this crate's integer kernels ([`blocks`](crate::kernels::blocks)), on a small rayon pool of its own. Everything
-//! else (norms, rotary embedding, attention) runs on plain `f32` slices ([`ops`]).
+//! The weights stay in their GGUF block format ([`qmatmul::QLinear`]); Q4_1, Q4_K (as Q4_1)
+//! and Q8_0 go through this crate's integer kernels ([`blocks`](crate::kernels::blocks)), on a
+//! small rayon pool of its own. Everything else (norms, rotary embedding, attention) runs on
+//! plain `f32` slices ([`ops`]).
 
 use std::io::{Read, Seek};
 
@@ -31,10 +32,10 @@ const KV_CHUNK: usize = 128;
 /// How the weights are held in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightFormat {
-    /// As stored in the file.
+    /// As stored in the file (Q4_K rewritten as the equivalent Q4_1 blocks).
     AsStored,
-    /// 4- and 5-bit formats without a fast CPU kernel (Q4_0, Q5_0, Q5_1; not Q4_1) are
-    /// re-quantised to Q8_0 at load.
+    /// Block formats without a fast CPU kernel (Q4_0, Q5_0, Q5_1, Q2_K, Q3_K, Q5_K, Q6_K; not
+    /// Q4_1, Q4_K or Q8_0) are re-quantised to Q8_0 at load.
     Q8_0,
 }
 
@@ -319,6 +320,27 @@ impl Llama {
     /// Logits as a plain vector (one row of [`Llama::forward`]'s result).
     pub fn row(logits: &Tensor, i: usize) -> Result<Vec<f32>> {
         Ok(logits.get(i)?.to_dtype(DType::F32)?.to_vec1()?)
+    }
+
+    /// How many of the model's weight matrices are held in each layout ([`QLinear::layout`]);
+    /// fused projections count once.
+    pub fn layouts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut all: Vec<&QLinear> = vec![&self.embed];
+        all.extend(self.output.as_ref());
+        for l in &self.layers {
+            for p in [&l.qkv, &l.gate_up] {
+                match p {
+                    Proj::Fused(f) => all.push(f),
+                    Proj::Split(parts) => all.extend(parts.iter()),
+                }
+            }
+            all.extend([&l.wo, &l.down]);
+        }
+        let mut counts = std::collections::BTreeMap::new();
+        for q in all {
+            *counts.entry(q.layout()).or_insert(0) += 1;
+        }
+        counts
     }
 
     /// Vocabulary size of the output layer.

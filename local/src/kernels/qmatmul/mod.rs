@@ -1,7 +1,9 @@
 //! A linear layer over block-quantised GGUF weights: [`QLinear`]. Formats with a kernel here
 //! (Q4_1, Q8_0) are repacked for the AVX-512 VNNI kernels of [`super::vnni`] when the CPU has
 //! them ([`QLinear::prepare`]), or else kept as stored and run by [`super::blocks`] (AVX2 or
-//! portable); either way split by output rows over the current rayon pool. Any other format
+//! portable); either way split by output rows over the current rayon pool. Q4_K is rewritten
+//! as Q4_1 at load ([`kquant`]); the other K-quants and Q4_0/Q5_0/Q5_1 are re-quantised to
+//! Q8_0 when asked (`requant`). Any other format (F32, F16, BF16, or those not re-quantised)
 //! falls back to candle's `QMatMul`.
 
 use std::io::{Read, Seek, SeekFrom};
@@ -47,8 +49,9 @@ fn kind_of(dtype: GgmlDType) -> Option<BlockKind> {
 }
 
 impl QLinear {
-    /// Reads tensor `name`. With `requant`, 4- and 5-bit formats without a kernel here are
-    /// re-quantised to Q8_0 (which has one).
+    /// Reads tensor `name`. Q4_K becomes Q4_1 (the same weights up to `f16` rounding of the
+    /// scales). With `requant`, the block formats without a kernel here (Q4_0, Q5_0, Q5_1,
+    /// Q2_K, Q3_K, Q5_K, Q6_K) are re-quantised to Q8_0 (which has one).
     pub fn load<R: Read + Seek>(
         ct: &gguf_file::Content,
         r: &mut R,
@@ -64,20 +67,34 @@ impl QLinear {
             [rows, cols] => (*rows, *cols),
             d => (1, d.iter().product()),
         };
+        let mut raw = |size: usize| -> Result<Vec<u8>> {
+            let mut buf = vec![0u8; size];
+            r.seek(SeekFrom::Start(ct.tensor_data_offset + info.offset))
+                .and_then(|_| r.read_exact(&mut buf))
+                .map_err(|e| LocalError::Model(format!("reading {name}: {e}")))?;
+            Ok(buf)
+        };
         if let Some(kind) = kind_of(info.ggml_dtype) {
             if cols.is_multiple_of(blocks::QK) {
-                let size = rows * cols / blocks::QK * kind.bytes();
-                let mut buf = vec![0u8; size];
-                r.seek(SeekFrom::Start(ct.tensor_data_offset + info.offset))
-                    .and_then(|_| r.read_exact(&mut buf))
-                    .map_err(|e| LocalError::Model(format!("reading {name}: {e}")))?;
+                let buf = raw(rows * cols / blocks::QK * kind.bytes())?;
                 return Ok(QLinear::from_blocks(kind, buf, rows, cols));
             }
+        }
+        if info.ggml_dtype == GgmlDType::Q4K && cols.is_multiple_of(kquant::QK_K) {
+            let buf = raw(rows * cols / kquant::QK_K * kquant::Q4K_BYTES)?;
+            let q4_1 = kquant::q4k_to_q4_1(&buf);
+            return Ok(QLinear::from_blocks(BlockKind::Q4_1, q4_1, rows, cols));
         }
         let t = ct.tensor(r, name, &Device::Cpu)?;
         let slow = matches!(
             t.dtype(),
-            GgmlDType::Q4_0 | GgmlDType::Q5_0 | GgmlDType::Q5_1
+            GgmlDType::Q4_0
+                | GgmlDType::Q5_0
+                | GgmlDType::Q5_1
+                | GgmlDType::Q2K
+                | GgmlDType::Q3K
+                | GgmlDType::Q5K
+                | GgmlDType::Q6K
         );
         if requant && slow && cols.is_multiple_of(blocks::QK) {
             let f = t.dequantize(&Device::Cpu)?;
@@ -143,6 +160,21 @@ impl QLinear {
         Ok(QLinear::from_blocks(first, all, rows, cols))
     }
 
+    /// How the weights are held and run, for tests and start-up logs: `"Q4_1"` or `"Q8_0"`
+    /// (this crate's block kernels), the same with `" (VNNI)"` (repacked for AVX-512 VNNI), or
+    /// `"candle F16"` and so on (candle's `QMatMul`).
+    pub fn layout(&self) -> String {
+        match &self.w {
+            Weights::Blocks(kind, _) => format!("{kind:?}"),
+            #[cfg(target_arch = "x86_64")]
+            Weights::Packed(p) => format!("{:?} (VNNI)", p.kind()),
+            Weights::Candle(QMatMul::QTensor(t)) => format!("candle {:?}", t.dtype()),
+            Weights::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => {
+                format!("candle {:?}", t.dtype())
+            }
+        }
+    }
+
     /// Row `i` of the weights, dequantised (embedding lookup).
     pub fn row(&self, i: usize, out: &mut [f32]) -> Result<()> {
         match &self.w {
@@ -152,11 +184,15 @@ impl QLinear {
             }
             #[cfg(target_arch = "x86_64")]
             Weights::Packed(p) => p.row(i, out),
-            Weights::Candle(m) => {
-                let QMatMul::QTensor(t) = m else {
-                    return Err(LocalError::Model("unsupported embedding format".into()));
-                };
+            Weights::Candle(QMatMul::QTensor(t)) => {
                 let f = t.dequantize(&Device::Cpu)?.get(i)?.to_vec1::<f32>()?;
+                out.copy_from_slice(&f);
+            }
+            Weights::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => {
+                let f = t
+                    .get(i)?
+                    .to_dtype(candle_core::DType::F32)?
+                    .to_vec1::<f32>()?;
                 out.copy_from_slice(&f);
             }
         }
@@ -219,5 +255,6 @@ impl QLinear {
     }
 }
 
+pub mod kquant;
 #[cfg(test)]
 mod tests;

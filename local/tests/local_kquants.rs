@@ -1,0 +1,193 @@
+//! The engine on the quantisations most published GGUFs use (Q4_K_M, Q5_K_M, Q6_K, Q8_0,
+//! F16, BF16), each against candle's `quantized_llama` on the same file, and each saying which
+//! layouts its weights ran in (a K-quant that silently went to candle's slow path fails here).
+//!
+//! The files are made by `sluicegate_local::testing::ggufs` from what is on the box: a tiny
+//! llama of random weights whose widths are multiples of 256 (K-quant throughout), and
+//! SmolLM2-135M re-quantised (576 wide: K-quants only in `ffn_down`, llama.cpp's fallbacks
+//! elsewhere). The engine's default format re-quantises K-quants other than Q4_K to Q8_0, so
+//! it is close to candle's native K-quant matmul, not equal; the mean next-token loss on real
+//! text says whether that costs quality.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::models::quantized_llama::ModelWeights;
+use sluicegate_local::model::{Llama, Step, WeightFormat};
+use sluicegate_local::testing::ggufs::{smollm2_as, tiny_llama, Mix, TINY};
+use sluicegate_local::testing::{compare_logits, say_kernel_paths, TestRng};
+use sluicegate_local::tokenizer::GgufTokenizer;
+
+fn load_ours(path: &Path, format: WeightFormat) -> Llama {
+    let mut f = std::fs::File::open(path).unwrap();
+    let ct = gguf_file::Content::read(&mut f).unwrap();
+    Llama::from_gguf(&ct, &mut f, format).unwrap()
+}
+
+fn load_candle(path: &Path) -> ModelWeights {
+    let mut f = std::fs::File::open(path).unwrap();
+    let ct = gguf_file::Content::read(&mut f).unwrap();
+    ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap()
+}
+
+/// The logits after a prefill of all but the last token, then after decoding the last.
+fn ours_two_steps(m: &Llama, prompt: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    let (head, tail) = prompt.split_at(prompt.len() - 1);
+    let mut cache = m.new_cache();
+    let mut step = |tokens: &[u32]| {
+        let l = m
+            .forward(&mut [Step {
+                cache: &mut cache,
+                tokens,
+            }])
+            .unwrap();
+        Llama::row(&l, 0).unwrap()
+    };
+    (step(head), step(tail))
+}
+
+fn candle_two_steps(m: &mut ModelWeights, prompt: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    let (head, tail) = prompt.split_at(prompt.len() - 1);
+    let mut step = |tokens: &[u32], pos: usize| -> Vec<f32> {
+        let x = Tensor::new(tokens, &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        m.forward(&x, pos)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    (step(head, 0), step(tail, head.len()))
+}
+
+/// Layouts whose matmuls are this crate's kernels, not candle's.
+fn ours_count(layouts: &std::collections::BTreeMap<String, usize>) -> (usize, usize) {
+    let fast = layouts
+        .iter()
+        .filter(|(k, _)| !k.starts_with("candle"))
+        .map(|(_, n)| n)
+        .sum();
+    (fast, layouts.values().sum())
+}
+
+#[test]
+fn a_tiny_llama_in_every_format_matches_candle() {
+    say_kernel_paths("a_tiny_llama_in_every_format_matches_candle");
+    let mut g = TestRng::new(7);
+    let prompt: Vec<u32> = (0..24).map(|_| g.next_u32() % TINY.vocab as u32).collect();
+    for mix in [
+        Mix::Q4KM,
+        Mix::Q5KM,
+        Mix::Q6K,
+        Mix::Q8_0,
+        Mix::F16,
+        Mix::BF16,
+    ] {
+        let path = tiny_llama(mix);
+        let ours = load_ours(&path, WeightFormat::Q8_0);
+        let layouts = ours.layouts();
+        println!("tiny {}: layouts {layouts:?}", mix.name());
+        let (fast, all) = ours_count(&layouts);
+        if matches!(mix, Mix::F16 | Mix::BF16) {
+            // Float weights stay exact, on candle's matmul.
+            assert_eq!(fast, 0, "{}: {layouts:?}", mix.name());
+        } else {
+            assert_eq!(
+                fast,
+                all,
+                "{}: every matrix on our kernels: {layouts:?}",
+                mix.name()
+            );
+        }
+        if mix == Mix::Q4KM {
+            // Q4_K becomes Q4_1 blocks, the Q6_K rows Q8_0 ones: both layouts present.
+            assert!(layouts.keys().any(|k| k.starts_with("Q4_1")), "{layouts:?}");
+            assert!(layouts.keys().any(|k| k.starts_with("Q8_0")), "{layouts:?}");
+        }
+        let (op, od) = ours_two_steps(&ours, &prompt);
+        let (cp, cd) = candle_two_steps(&mut load_candle(&path), &prompt);
+        compare_logits(&format!("tiny {} prefill", mix.name()), &op, &cp, 0.2, 0.05);
+        compare_logits(&format!("tiny {} decode", mix.name()), &od, &cd, 0.2, 0.05);
+    }
+}
+
+/// `-ln softmax(row)[next]`.
+fn loss(row: &[f32], next: u32) -> f64 {
+    let max = row.iter().copied().fold(f32::MIN, f32::max);
+    let sum: f64 = row.iter().map(|x| f64::from(x - max).exp()).sum();
+    f64::from(max) + sum.ln() - f64::from(row[next as usize])
+}
+
+/// Mean next-token loss over `ids`, token by token, ours and candle's.
+fn losses(path: &Path, ids: &[u32]) -> (f64, f64) {
+    let ours = load_ours(path, WeightFormat::Q8_0);
+    let mut theirs = load_candle(path);
+    let mut cache = ours.new_cache();
+    let (mut a, mut b) = (0.0, 0.0);
+    for (i, pair) in ids.windows(2).enumerate() {
+        let l = ours
+            .forward(&mut [Step {
+                cache: &mut cache,
+                tokens: &pair[..1],
+            }])
+            .unwrap();
+        a += loss(&Llama::row(&l, 0).unwrap(), pair[1]);
+        let x = Tensor::new(&pair[..1], &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let l = theirs.forward(&x, i).unwrap();
+        b += loss(&l.squeeze(0).unwrap().to_vec1::<f32>().unwrap(), pair[1]);
+    }
+    let n = (ids.len() - 1) as f64;
+    (a / n, b / n)
+}
+
+#[test]
+fn smollm2_k_quants_predict_text_as_well_as_candle_does() {
+    say_kernel_paths("smollm2_k_quants_predict_text_as_well_as_candle_does");
+    let text = "The harbour town woke early. By six the fishing boats had left, and the baker \
+        on Quay Street had sold his first forty loaves. Tourists would not arrive until the \
+        ferry at ten, so for a few hours the streets belonged to the people who lived there.\n\n\
+        To compute the area of a circle, square the radius and multiply by pi. A circle with \
+        a radius of 3 metres therefore covers about 28.27 square metres. Doubling the radius \
+        makes the area four times larger.";
+    // The fetched Q4_1 file, which the others were made from, is the baseline.
+    let source = sluicegate_local::testing::smollm2_gguf();
+    let mut f = std::fs::File::open(&source).unwrap();
+    let ct = gguf_file::Content::read(&mut f).unwrap();
+    let ids = GgufTokenizer::from_gguf(&ct).unwrap().encode(text).unwrap();
+    assert!(ids.len() > 80, "{} tokens", ids.len());
+    let (baseline, _) = losses(&source, &ids);
+    println!("SmolLM2 Q4_1 (as fetched): mean next-token loss {baseline:.4}");
+    for mix in [Mix::Q4KM, Mix::Q6K, Mix::Q8_0] {
+        let path = smollm2_as(mix);
+        let layouts = load_ours(&path, WeightFormat::Q8_0).layouts();
+        println!("SmolLM2 {}: layouts {layouts:?}", mix.name());
+        let (fast, all) = ours_count(&layouts);
+        assert_eq!(fast, all, "{}: {layouts:?}", mix.name());
+        let (ours, theirs) = losses(&path, &ids);
+        println!(
+            "SmolLM2 {}: mean next-token loss over {} tokens: ours {ours:.4}, candle {theirs:.4}",
+            mix.name(),
+            ids.len() - 1
+        );
+        assert!(
+            (ours - theirs).abs() <= 0.05,
+            "{}: mean loss {ours:.4} vs candle's {theirs:.4}",
+            mix.name()
+        );
+        // Re-quantising dequantised Q4_1 weights adds error of its own: a little, not a broken
+        // model (a pass that ignored the context would be far above the baseline).
+        assert!(
+            ours <= baseline + 0.15,
+            "{}: mean loss {ours:.4} vs {baseline:.4} for the Q4_1 file it was made from",
+            mix.name()
+        );
+    }
+}
