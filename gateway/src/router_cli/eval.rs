@@ -44,8 +44,8 @@ pub struct EvalArgs {
     pub data: Option<PathBuf>,
     #[command(flatten)]
     pub scorer: ScorerArgs,
-    /// RouteLLM file: train a "small model is right" head on one part, print the
-    /// cost-quality curve on the other.
+    /// RouteLLM file: train routers on what escalating each prompt gains on one part, print
+    /// the cost-quality curve on the other.
     #[arg(long, conflicts_with = "data")]
     pub routellm: Option<PathBuf>,
     /// Share of the RouteLLM rows used for training.
