@@ -36,7 +36,8 @@ fn rss_mb() -> f64 {
 }
 
 fn prompt_ids() -> Vec<u32> {
-    // Ordinary token ids past the special tokens, varied so nothing is degenerate.
+    // Ordinary token ids past the special tokens, varied so nothing is degenerate (all below
+    // the benchmark llama's 32k vocabulary).
     (0..PROMPT as u32).map(|i| 300 + (i * 37) % 20000).collect()
 }
 
@@ -60,9 +61,8 @@ struct Numbers {
     batch_tps: f64,
 }
 
-fn baseline() -> Numbers {
-    let path = gguf();
-    let mut f = std::fs::File::open(&path).unwrap();
+fn baseline(path: &std::path::Path) -> Numbers {
+    let mut f = std::fs::File::open(path).unwrap();
     let ct = gguf_file::Content::read(&mut f).unwrap();
     let mut m = ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
     let ids = prompt_ids();
@@ -110,9 +110,8 @@ fn decode_alone(m: &Llama, cache: &mut SeqCache, prompt_logits: &Tensor) -> f64 
     DECODE as f64 / t.elapsed().as_secs_f64()
 }
 
-fn ours(format: WeightFormat) -> Numbers {
-    let path = gguf();
-    let mut f = std::fs::File::open(&path).unwrap();
+fn ours(path: &std::path::Path, format: WeightFormat) -> Numbers {
+    let mut f = std::fs::File::open(path).unwrap();
     let ct = gguf_file::Content::read(&mut f).unwrap();
     let m = Llama::from_gguf(&ct, &mut f, format).unwrap();
     let ids = prompt_ids();
@@ -172,6 +171,82 @@ fn ours(format: WeightFormat) -> Numbers {
         decode_tps,
         short_tps,
         batch_tps: (8 * DECODE) as f64 / t.elapsed().as_secs_f64(),
+    }
+}
+
+/// Each quantisation of a model whose widths are multiples of 256 (K-quant throughout; random
+/// weights, `ggufs::BENCH`'s sizes) and of SmolLM2 re-quantised (576 wide: K-quants only in
+/// `ffn_down`), in the engine's default format (Q8_0 at load). All of a model's files are
+/// loaded at once and measured in turn, round after round, so that the machine's noise falls
+/// on all of them alike: medians of `ROUNDS` rounds, and each format's decode rate as a share
+/// of Q8_0's (the median of the rounds' ratios). Candle runs the Q4_K_M file once, for
+/// reference.
+fn formats(baselines: bool) {
+    use sluicegate_local::testing::ggufs::{random_llama, smollm2_as, Mix, BENCH};
+    const ROUNDS: usize = 5;
+    let mixes = [Mix::Q8_0, Mix::Q4KM, Mix::Q5KM, Mix::Q6K, Mix::F16];
+    let bench_llama = |m| random_llama("bench-llama", BENCH, m);
+    let files: [(&str, &dyn Fn(Mix) -> std::path::PathBuf); 2] = [
+        ("llama 1024x12 (random)", &bench_llama),
+        ("SmolLM2-135M", &smollm2_as),
+    ];
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let ids = prompt_ids();
+    for (model, file) in files {
+        let loaded: Vec<(Mix, Llama)> = mixes
+            .iter()
+            .map(|&mix| {
+                let path = file(mix);
+                let mut f = std::fs::File::open(&path).unwrap();
+                let ct = gguf_file::Content::read(&mut f).unwrap();
+                (
+                    mix,
+                    Llama::from_gguf(&ct, &mut f, WeightFormat::Q8_0).unwrap(),
+                )
+            })
+            .collect();
+        let mut ttft = vec![Vec::new(); mixes.len()];
+        let mut decode = vec![Vec::new(); mixes.len()];
+        for _ in 0..ROUNDS {
+            for (i, (_, m)) in loaded.iter().enumerate() {
+                let mut cache = m.new_cache();
+                let t = Instant::now();
+                let logits = m
+                    .forward(&mut [Step {
+                        cache: &mut cache,
+                        tokens: &ids,
+                    }])
+                    .unwrap();
+                ttft[i].push(t.elapsed().as_secs_f64() * 1000.0);
+                decode[i].push(decode_alone(m, &mut cache, &logits));
+            }
+        }
+        println!("{model}: medians of {ROUNDS} rounds (200-token prompt, {DECODE} decoded)");
+        for (i, (mix, m)) in loaded.iter().enumerate() {
+            let mut ratios: Vec<f64> = decode[i]
+                .iter()
+                .zip(&decode[0])
+                .map(|(a, b)| a / b)
+                .collect();
+            let layouts = m.layouts();
+            println!(
+                "  {:<7} TTFT(200) {:>7.1} ms   decode {:>6.1} tok/s   {:>4.0}% of Q8_0's   {layouts:?}",
+                mix.name(),
+                median(&mut ttft[i]),
+                median(&mut decode[i]),
+                median(&mut ratios) * 100.0
+            );
+        }
+        if baselines {
+            print(
+                &format!("  candle, {model} Q4_K_M"),
+                &baseline(&file(Mix::Q4KM)),
+            );
+        }
+        println!();
     }
 }
 
@@ -271,15 +346,18 @@ async fn main() {
     drop(b);
     std::thread::sleep(Duration::from_millis(200));
 
-    let q8 = ours(WeightFormat::Q8_0);
-    let stored = ours(WeightFormat::AsStored);
+    let q8 = ours(&gguf(), WeightFormat::Q8_0);
+    let stored = ours(&gguf(), WeightFormat::AsStored);
     println!();
-    // `LOCAL_BENCH_NO_BASELINE=1` skips the (slow) baseline, e.g. when profiling.
-    if std::env::var_os("LOCAL_BENCH_NO_BASELINE").is_none() {
-        print("candle quantized_llama (Q4_1)", &baseline());
+    // `LOCAL_BENCH_NO_BASELINE=1` skips the (slow) baselines, e.g. when profiling.
+    let baselines = std::env::var_os("LOCAL_BENCH_NO_BASELINE").is_none();
+    if baselines {
+        print("candle quantized_llama (Q4_1)", &baseline(&gguf()));
     }
     print("ours, weights as stored", &stored);
     print("ours, Q8_0 at load", &q8);
+    println!();
+    formats(baselines);
     println!();
     println!(
         "local backend, 1 stream : {:>6.1} tok/s end to end (TTFT {ttft1:.0} ms)",

@@ -1,24 +1,27 @@
 //! The tokenizer, rebuilt from a GGUF file's `tokenizer.ggml.*` metadata.
 //!
-//! Only byte-level BPE (`tokenizer.ggml.model = "gpt2"`) is supported. The pre-tokenizer follows
-//! `tokenizer.ggml.pre`: for `smollm` (and the other digit-splitting GPT-2 variants) every digit
-//! is split on its own first, then GPT-2's byte-level regex splits the rest, with no prefix space
-//! added. Control tokens (`token_type` 3) are special tokens, matched before pre-tokenization.
+//! Two kinds of vocabulary: byte-level BPE (`tokenizer.ggml.model = "gpt2"`: GPT-2, SmolLM,
+//! StarCoder, Llama 3, Qwen2/2.5/3, Falcon), split first by the family's regular expressions
+//! ([`pre`], chosen by `tokenizer.ggml.pre`); and SentencePiece (`"llama"`: Llama 2, Mistral,
+//! Phi-3), [`spm`]. Control tokens (`token_type` 3) are special tokens and user-defined ones
+//! (4) are matched whole, both before anything else. Anything else is refused, naming it.
+
+mod pre;
+mod spm;
 
 use std::collections::HashMap;
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::pre_tokenizers::digits::Digits;
-use tokenizers::pre_tokenizers::sequence::Sequence;
-use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::LocalError;
 
 /// `tokenizer.ggml.token_type` of a control token.
 const CONTROL: i32 = 3;
+/// `tokenizer.ggml.token_type` of a user-defined token (matched whole, not special).
+const USER_DEFINED: i32 = 4;
 
 /// A tokenizer with the ids the chat loop needs.
 #[derive(Debug, Clone)]
@@ -54,24 +57,46 @@ fn id(ct: &Content, key: &str) -> Option<u32> {
         .or_else(|| v.to_i32().ok().and_then(|i| u32::try_from(i).ok()))
 }
 
+/// Byte-level BPE from `tokenizer.ggml.merges`, pre-tokenized as `tokenizer.ggml.pre` says.
+fn byte_level_bpe(ct: &Content, tokens: &[String]) -> Result<Tokenizer, LocalError> {
+    let pre = ct
+        .metadata
+        .get("tokenizer.ggml.pre")
+        .and_then(|v| v.to_string().ok())
+        .map(String::as_str)
+        .unwrap_or("default");
+    let merges = strings(meta(ct, "tokenizer.ggml.merges")?, "tokenizer.ggml.merges")?;
+    let vocab: Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    let merges = merges
+        .iter()
+        .map(|m| {
+            m.split_once(' ')
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .ok_or_else(|| LocalError::Model(format!("malformed merge {m:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .ignore_merges(pre::ignores_merges(pre))
+        .build()
+        .map_err(|e| LocalError::Model(format!("BPE: {e}")))?;
+    let mut inner = Tokenizer::new(bpe);
+    inner.with_pre_tokenizer(Some(pre::for_name(pre)?));
+    inner.with_decoder(Some(ByteLevel::new(false, true, true)));
+    Ok(inner)
+}
+
 impl GgufTokenizer {
     pub fn from_gguf(ct: &Content) -> Result<Self, LocalError> {
         let model = meta(ct, "tokenizer.ggml.model")?
             .to_string()
-            .map_err(|e| LocalError::Model(e.to_string()))?;
-        if model != "gpt2" {
-            return Err(LocalError::Model(format!(
-                "tokenizer.ggml.model {model:?} is not supported (only byte-level BPE, \"gpt2\")"
-            )));
-        }
-        let pre = ct
-            .metadata
-            .get("tokenizer.ggml.pre")
-            .and_then(|v| v.to_string().ok())
-            .map(String::as_str)
-            .unwrap_or("default");
+            .map_err(|e| LocalError::Model(e.to_string()))?
+            .clone();
         let tokens = strings(meta(ct, "tokenizer.ggml.tokens")?, "tokenizer.ggml.tokens")?;
-        let merges = strings(meta(ct, "tokenizer.ggml.merges")?, "tokenizer.ggml.merges")?;
         let types: Vec<i32> = match ct.metadata.get("tokenizer.ggml.token_type") {
             Some(v) => v
                 .to_vec()
@@ -81,48 +106,42 @@ impl GgufTokenizer {
                 .collect(),
             None => Vec::new(),
         };
-
-        let vocab: Vocab = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
-        let merges = merges
-            .iter()
-            .map(|m| {
-                m.split_once(' ')
-                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
-                    .ok_or_else(|| LocalError::Model(format!("malformed merge {m:?}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .build()
-            .map_err(|e| LocalError::Model(format!("BPE: {e}")))?;
-
-        let mut inner = Tokenizer::new(bpe);
-        let byte_level = ByteLevel::new(false, true, true);
-        let pre_tokenizer: PreTokenizerWrapper = match pre {
-            // Pre-tokenizers that split every digit on its own before GPT-2's regex.
-            "smollm" | "starcoder" | "refact" | "falcon" => {
-                Sequence::new(vec![Digits::new(true).into(), byte_level.into()]).into()
+        let mut inner = match model.as_str() {
+            "gpt2" => byte_level_bpe(ct, &tokens)?,
+            "llama" => {
+                let scores: Vec<f32> = meta(ct, "tokenizer.ggml.scores")?
+                    .to_vec()
+                    .map_err(|e| LocalError::Model(format!("tokenizer.ggml.scores: {e}")))?
+                    .iter()
+                    .map(|v| v.to_f32().unwrap_or(0.0))
+                    .collect();
+                let unk = id(ct, "tokenizer.ggml.unknown_token_id")
+                    .and_then(|i| tokens.get(i as usize))
+                    .map(String::as_str);
+                let prefix = ct
+                    .metadata
+                    .get("tokenizer.ggml.add_space_prefix")
+                    .and_then(|v| v.to_bool().ok())
+                    .unwrap_or(true);
+                spm::build(&tokens, &scores, unk, prefix)?
             }
-            "default" | "gpt-2" | "gpt2" => byte_level.into(),
             other => {
                 return Err(LocalError::Model(format!(
-                    "tokenizer.ggml.pre {other:?} is not supported yet"
+                    "tokenizer.ggml.model {other:?} is not supported (byte-level BPE \"gpt2\" \
+                     and SentencePiece \"llama\" are)"
                 )))
             }
         };
-        inner.with_pre_tokenizer(Some(pre_tokenizer));
-        inner.with_decoder(Some(byte_level));
-        let special: Vec<AddedToken> = tokens
-            .iter()
-            .zip(&types)
-            .filter(|(_, t)| **t == CONTROL)
-            .map(|(tok, _)| AddedToken::from(tok.clone(), true))
-            .collect();
-        inner.add_special_tokens(&special);
+        let of_type = |wanted: i32| -> Vec<AddedToken> {
+            tokens
+                .iter()
+                .zip(&types)
+                .filter(|(_, t)| **t == wanted)
+                .map(|(tok, _)| AddedToken::from(tok.clone(), wanted == CONTROL))
+                .collect()
+        };
+        inner.add_special_tokens(&of_type(CONTROL));
+        inner.add_tokens(&of_type(USER_DEFINED));
 
         let by_name: HashMap<&str, u32> = tokens
             .iter()

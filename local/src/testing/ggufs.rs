@@ -173,14 +173,27 @@ pub struct TinySizes {
     pub context: usize,
 }
 
+/// Sizes of a small real model (Qwen3-0.6B's widths, fewer layers, a 32k vocabulary), for
+/// benchmarks: random weights decode exactly as fast as trained ones.
+pub const BENCH: TinySizes = TinySizes {
+    n_layer: 12,
+    dim: 1024,
+    ffn: 3072,
+    n_head: 16,
+    n_kv_head: 8,
+    vocab: 32768,
+    context: 1024,
+};
+
 /// A llama of [`TINY`]'s sizes with seeded random weights, quantised as `mix`. No tokenizer:
 /// tests feed it token ids.
 pub fn tiny_llama(mix: Mix) -> PathBuf {
-    let s = TINY;
-    let path = models_dir().join(format!(
-        "test-ggufs/tiny-llama.{}.v{VERSION}.gguf",
-        mix.name()
-    ));
+    random_llama("tiny-llama", TINY, mix)
+}
+
+/// A llama of sizes `s` with seeded random weights, quantised as `mix`, cached as `name`.
+pub fn random_llama(name: &str, s: TinySizes, mix: Mix) -> PathBuf {
+    let path = models_dir().join(format!("test-ggufs/{name}.{}.v{VERSION}.gguf", mix.name()));
     write_once(path, || {
         let mut g = TestRng::new(2026);
         let head_dim = s.dim / s.n_head;
