@@ -62,7 +62,8 @@ fn argmax(v: &[f32]) -> usize {
     (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b })
 }
 
-/// Asserts that `ours` and `theirs` (logits of one position) agree: the same top token, an RMS
+/// Asserts that `ours` and `theirs` (logits of one position) agree: the same top token (or one
+/// of a near tie), an RMS
 /// difference at most `rms_share` of `theirs`' standard deviation and a largest difference at
 /// most `max_share` of their range. Prints the figures.
 pub fn compare_logits(what: &str, ours: &[f32], theirs: &[f32], rms_share: f32, max_share: f32) {
@@ -88,7 +89,21 @@ pub fn compare_logits(what: &str, ours: &[f32], theirs: &[f32], rms_share: f32, 
         "{what}: logit range {:.2}, sd {sd:.3}; max abs diff {diff:.3}, RMS diff {rms:.3}",
         max - min
     );
-    assert_eq!(argmax(ours), argmax(theirs), "{what}: top token differs");
+    // The same top token, unless theirs has a near tie there (within 2% of the range: the
+    // 8-bit activations' rounding can flip it); ours must then pick one of the tied.
+    let (a, b) = (argmax(ours), argmax(theirs));
+    if a != b {
+        println!(
+            "{what}: top tokens {a} (ours) and {b} (theirs), {:.3} apart in theirs",
+            theirs[b] - theirs[a]
+        );
+    }
+    assert!(
+        theirs[b] - theirs[a] <= 0.02 * (max - min),
+        "{what}: top token differs: ours {a}, theirs {b} ({} against {})",
+        theirs[a],
+        theirs[b]
+    );
     assert!(
         rms <= rms_share * sd,
         "{what}: RMS diff {rms} vs standard deviation {sd}"

@@ -26,6 +26,31 @@ pub fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]) {
     }
 }
 
+/// Rotates the pairs `(x[i], x[i + head_dim/2])` of every head of `x` (NeoX style: Qwen,
+/// Phi-3, Gemma) by the angles of one position.
+pub fn rope_halves(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]) {
+    let half = head_dim / 2;
+    for head in x.chunks_exact_mut(head_dim) {
+        let (lo, hi) = head.split_at_mut(half);
+        for (((a, b), c), s) in lo.iter_mut().zip(hi.iter_mut()).zip(cos).zip(sin) {
+            let (x0, x1) = (*a, *b);
+            *a = x0 * c - x1 * s;
+            *b = x0 * s + x1 * c;
+        }
+    }
+}
+
+/// [`rms_norm`] of each `w.len()`-wide piece of `x`, in place (Qwen3's per-head norms).
+pub fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    let dim = w.len();
+    for xr in x.chunks_exact_mut(dim) {
+        let inv = 1.0 / (dot(xr, xr) / dim as f32 + eps).sqrt();
+        for (v, g) in xr.iter_mut().zip(w) {
+            *v *= inv * g;
+        }
+    }
+}
+
 /// `silu(g) · u` for rows `[g | u]` of `2 · ff` values; returns rows of `ff`.
 pub fn silu_mul(gu: &[f32], ff: usize) -> Vec<f32> {
     let mut out = vec![0.0; gu.len() / 2];

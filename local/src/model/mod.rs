@@ -1,4 +1,4 @@
-//! A llama-architecture forward pass over quantized GGUF weights that runs several sequences in
+//! A llama-style forward pass (llama, Qwen2, Qwen3: [`Arch`]) over quantized GGUF weights that runs several sequences in
 //! one step: the projections and the MLP of every sequence's new tokens go through one matmul
 //! per weight (weights are read once per step, whatever the batch), attention runs per sequence
 //! against that sequence's own KV cache. Prefill (many tokens of one sequence) and decode (one
@@ -16,13 +16,15 @@ use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 mod config;
+mod proj;
 
-pub use config::Config;
+pub use config::{Arch, Config};
 
 use crate::kernels::qmatmul::QLinear;
 use crate::kernels::{attend, ops};
 use crate::kv::{Heads, LayerKv};
 use crate::LocalError;
+use proj::Proj;
 
 type Result<T> = std::result::Result<T, LocalError>;
 
@@ -39,46 +41,15 @@ pub enum WeightFormat {
     Q8_0,
 }
 
-/// Projections that share their input: one fused layer when their formats allow.
-#[derive(Debug)]
-enum Proj {
-    Fused(QLinear),
-    Split(Vec<QLinear>),
-}
-
-impl Proj {
-    fn new(parts: Vec<QLinear>) -> Proj {
-        match QLinear::concat(parts) {
-            Ok(l) => Proj::Fused(l.prepare()),
-            Err(parts) => Proj::Split(parts.into_iter().map(QLinear::prepare).collect()),
-        }
-    }
-
-    /// `n × Σrows`: each part's outputs side by side.
-    fn forward(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
-        let parts = match self {
-            Proj::Fused(l) => return l.forward(x, n),
-            Proj::Split(parts) => parts,
-        };
-        let total: usize = parts.iter().map(|p| p.rows).sum();
-        let mut out = vec![0.0; n * total];
-        let mut col = 0;
-        for p in parts {
-            let y = p.forward(x, n)?;
-            for (o, y) in out.chunks_exact_mut(total).zip(y.chunks_exact(p.rows)) {
-                o[col..col + p.rows].copy_from_slice(y);
-            }
-            col += p.rows;
-        }
-        Ok(out)
-    }
-}
-
 #[derive(Debug)]
 struct Layer {
     attn_norm: Vec<f32>,
     /// Q, K and V.
     qkv: Proj,
+    /// Biases of Q, K and V, side by side (Qwen2).
+    qkv_bias: Option<Vec<f32>>,
+    /// RMS norm weights of each head of Q and of K (Qwen3).
+    qk_norm: Option<(Vec<f32>, Vec<f32>)>,
     wo: QLinear,
     ffn_norm: Vec<f32>,
     /// Gate and up.
@@ -126,6 +97,19 @@ pub struct Step<'a> {
     pub tokens: &'a [u32],
 }
 
+/// Tensor `name` as `f32`s, if the file has it.
+fn optional<R: Read + Seek>(
+    ct: &gguf_file::Content,
+    r: &mut R,
+    name: &str,
+) -> Result<Option<Vec<f32>>> {
+    if ct.tensor_infos.contains_key(name) {
+        vector(ct, r, name).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 fn vector<R: Read + Seek>(ct: &gguf_file::Content, r: &mut R, name: &str) -> Result<Vec<f32>> {
     let t = ct.tensor(r, name, &Device::Cpu)?;
     Ok(t.dequantize(&Device::Cpu)?
@@ -165,9 +149,30 @@ impl Llama {
             let wo = w("attn_output")?.prepare();
             let gate_up = Proj::new(vec![w("ffn_gate")?, w("ffn_up")?]);
             let down = w("ffn_down")?.prepare();
+            let mut v = |s: &str| optional(ct, r, &format!("blk.{i}.{s}"));
+            let qkv_bias = match (v("attn_q.bias")?, v("attn_k.bias")?, v("attn_v.bias")?) {
+                (Some(q), Some(k), Some(b)) => Some([q, k, b].concat()),
+                (None, None, None) => None,
+                _ => {
+                    return Err(LocalError::Model(format!(
+                        "layer {i}: some of Q/K/V have biases"
+                    )))
+                }
+            };
+            let qk_norm = match (v("attn_q_norm.weight")?, v("attn_k_norm.weight")?) {
+                (Some(q), Some(k)) => Some((q, k)),
+                _ => None,
+            };
+            if cfg.arch == Arch::Qwen3 && qk_norm.is_none() {
+                return Err(LocalError::Model(format!(
+                    "qwen3 layer {i} has no Q/K norms"
+                )));
+            }
             layers.push(Layer {
                 attn_norm: vector(ct, r, &format!("blk.{i}.attn_norm.weight"))?,
                 qkv,
+                qkv_bias,
+                qk_norm,
                 wo,
                 ffn_norm: vector(ct, r, &format!("blk.{i}.ffn_norm.weight"))?,
                 gate_up,
@@ -176,8 +181,17 @@ impl Llama {
         }
         let norm = vector(ct, r, "output_norm.weight")?;
         let half = cfg.head_dim / 2;
+        // Llama 3.1+ stretches the long wavelengths: `rope_freqs` divides each frequency.
+        let factors = optional(ct, r, "rope_freqs.weight")?;
         let inv: Vec<f32> = (0..half)
-            .map(|i| 1.0 / cfg.rope_base.powf(2.0 * i as f32 / cfg.head_dim as f32))
+            .map(|i| {
+                let f = 1.0 / cfg.rope_base.powf(2.0 * i as f32 / cfg.head_dim as f32);
+                f / factors
+                    .as_ref()
+                    .and_then(|v| v.get(i))
+                    .copied()
+                    .unwrap_or(1.0)
+            })
             .collect();
         let angles: Vec<f32> = (0..cfg.context)
             .flat_map(|p| inv.iter().map(move |f| p as f32 * f))
@@ -280,7 +294,19 @@ impl Llama {
                     &self.cos[pos * half..][..half],
                     &self.sin[pos * half..][..half],
                 );
-                ops::rope(&mut row[..q_dim + kv_dim], hd, cos, sin);
+                if let Some(b) = &layer.qkv_bias {
+                    add(row, b);
+                }
+                if let Some((qn, kn)) = &layer.qk_norm {
+                    let (q, k) = row[..q_dim + kv_dim].split_at_mut(q_dim);
+                    ops::rms_norm_in_place(q, qn, cfg.eps);
+                    ops::rms_norm_in_place(k, kn, cfg.eps);
+                }
+                if cfg.arch.rope_halves() {
+                    ops::rope_halves(&mut row[..q_dim + kv_dim], hd, cos, sin);
+                } else {
+                    ops::rope(&mut row[..q_dim + kv_dim], hd, cos, sin);
+                }
                 let (k, v) = row[q_dim..].split_at(kv_dim);
                 steps[si].cache.layers[li].push(k, v, hd, KV_CHUNK);
             }

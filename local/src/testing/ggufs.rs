@@ -1,9 +1,9 @@
 //! GGUF files no package ships, made for the tests from what is on the box: SmolLM2's weights
-//! re-quantised to other formats ([`smollm2_as`]), and a tiny llama of random weights whose
-//! widths are multiples of 256, K-quants' super-block ([`tiny_llama`]). SmolLM2-135M is 576
-//! wide, so its K-quant files, like llama.cpp's, hold K-quants only where a row is a multiple
-//! of 256 wide (`ffn_down`) and the fallback formats elsewhere; the tiny model is K-quant
-//! throughout. Candle quantises (its ports of ggml's reference quantisers) and writes them.
+//! re-quantised to other formats ([`smollm2_as`]), and tiny models of random weights of each
+//! architecture, whose widths are multiples of 256, K-quants' super-block ([`tiny_model`]).
+//! SmolLM2-135M is 576 wide, so its K-quant files, like llama.cpp's, hold K-quants only where
+//! a row is a multiple of 256 wide (`ffn_down`) and the fallback formats elsewhere; the tiny
+//! models are K-quant throughout. Candle quantises (its ports of ggml's reference quantisers) and writes them.
 //!
 //! Files are cached in `$SLUICEGATE_MODELS/test-ggufs/` (git-ignored, like every model file),
 //! named by what made them, and written whole before they appear (a temporary name, then a
@@ -17,10 +17,12 @@ use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 
-use super::TestRng;
+mod random;
+
+pub use random::{random_llama, random_model, tiny_llama, tiny_model, TinySizes, BENCH, TINY};
 
 /// Bump when a generator changes what it writes, so stale cached files are not used.
-const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// A quantisation mix, named as llama.cpp names its presets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,14 +78,14 @@ impl Mix {
     }
 }
 
-fn models_dir() -> PathBuf {
+pub(crate) fn models_dir() -> PathBuf {
     std::env::var_os("SLUICEGATE_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"))
 }
 
 /// Writes `tensors` with `metadata` to `path` unless it is there; returns `path`.
-fn write_once(
+pub(crate) fn write_once(
     path: PathBuf,
     make: impl FnOnce() -> (Vec<(String, Value)>, Vec<(String, QTensor)>),
 ) -> PathBuf {
@@ -109,7 +111,7 @@ fn layer_of(name: &str) -> Option<usize> {
 }
 
 /// Quantises one tensor: 1-D tensors (norms) stay F32.
-fn quantize(name: &str, t: &Tensor, mix: Mix, n_layer: usize) -> QTensor {
+pub(crate) fn quantize(name: &str, t: &Tensor, mix: Mix, n_layer: usize) -> QTensor {
     let dims = t.dims().to_vec();
     let dtype = match dims.as_slice() {
         [_, cols] => mix.pick(name, layer_of(name), n_layer, *cols),
@@ -147,111 +149,6 @@ pub fn smollm2_as(mix: Mix) -> PathBuf {
             })
             .collect();
         let metadata = ct.metadata.into_iter().collect();
-        (metadata, tensors)
-    })
-}
-
-/// The tiny llama's sizes: every projection's input a multiple of 256.
-pub const TINY: TinySizes = TinySizes {
-    n_layer: 4,
-    dim: 256,
-    ffn: 512,
-    n_head: 4,
-    n_kv_head: 2,
-    vocab: 384,
-    context: 256,
-};
-
-#[derive(Debug, Clone, Copy)]
-pub struct TinySizes {
-    pub n_layer: usize,
-    pub dim: usize,
-    pub ffn: usize,
-    pub n_head: usize,
-    pub n_kv_head: usize,
-    pub vocab: usize,
-    pub context: usize,
-}
-
-/// Sizes of a small real model (Qwen3-0.6B's widths, fewer layers, a 32k vocabulary), for
-/// benchmarks: random weights decode exactly as fast as trained ones.
-pub const BENCH: TinySizes = TinySizes {
-    n_layer: 12,
-    dim: 1024,
-    ffn: 3072,
-    n_head: 16,
-    n_kv_head: 8,
-    vocab: 32768,
-    context: 1024,
-};
-
-/// A llama of [`TINY`]'s sizes with seeded random weights, quantised as `mix`. No tokenizer:
-/// tests feed it token ids.
-pub fn tiny_llama(mix: Mix) -> PathBuf {
-    random_llama("tiny-llama", TINY, mix)
-}
-
-/// A llama of sizes `s` with seeded random weights, quantised as `mix`, cached as `name`.
-pub fn random_llama(name: &str, s: TinySizes, mix: Mix) -> PathBuf {
-    let path = models_dir().join(format!("test-ggufs/{name}.{}.v{VERSION}.gguf", mix.name()));
-    write_once(path, || {
-        let mut g = TestRng::new(2026);
-        let head_dim = s.dim / s.n_head;
-        let kv = s.n_kv_head * head_dim;
-        // Weights of about the scale a trained model has (rows of unit-ish norm), so that
-        // activations neither vanish nor blow up over the layers.
-        let mut w = |rows: usize, cols: usize, scale: f32| -> Tensor {
-            let v: Vec<f32> = (0..rows * cols).map(|_| g.f() * scale).collect();
-            Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap_or_else(|e| panic!("{e}"))
-        };
-        let mut t: Vec<(String, Tensor)> = Vec::new();
-        let a = 1.7 / (s.dim as f32).sqrt();
-        t.push(("token_embd.weight".into(), w(s.vocab, s.dim, 1.0)));
-        t.push(("output.weight".into(), w(s.vocab, s.dim, 4.0 * a)));
-        for i in 0..s.n_layer {
-            let p = |n: &str| format!("blk.{i}.{n}.weight");
-            t.push((p("attn_q"), w(s.dim, s.dim, a)));
-            t.push((p("attn_k"), w(kv, s.dim, a)));
-            t.push((p("attn_v"), w(kv, s.dim, a)));
-            t.push((p("attn_output"), w(s.dim, s.dim, a)));
-            t.push((p("ffn_gate"), w(s.ffn, s.dim, a)));
-            t.push((p("ffn_up"), w(s.ffn, s.dim, a)));
-            t.push((p("ffn_down"), w(s.dim, s.ffn, 1.7 / (s.ffn as f32).sqrt())));
-        }
-        let ones = |n: usize| Tensor::ones(n, candle_core::DType::F32, &Device::Cpu);
-        let mut norms = vec![("output_norm.weight".to_owned(), ones(s.dim))];
-        for i in 0..s.n_layer {
-            norms.push((format!("blk.{i}.attn_norm.weight"), ones(s.dim)));
-            norms.push((format!("blk.{i}.ffn_norm.weight"), ones(s.dim)));
-        }
-        let mut tensors: Vec<(String, QTensor)> = t
-            .iter()
-            .map(|(n, x)| (n.clone(), quantize(n, x, mix, s.n_layer)))
-            .collect();
-        for (n, x) in norms {
-            let x = x.unwrap_or_else(|e| panic!("{e}"));
-            tensors.push((n.clone(), quantize(&n, &x, mix, s.n_layer)));
-        }
-        let u = |v: usize| Value::U32(v as u32);
-        let metadata = vec![
-            (
-                "general.architecture".to_owned(),
-                Value::String("llama".into()),
-            ),
-            ("llama.block_count".to_owned(), u(s.n_layer)),
-            ("llama.embedding_length".to_owned(), u(s.dim)),
-            ("llama.feed_forward_length".to_owned(), u(s.ffn)),
-            ("llama.attention.head_count".to_owned(), u(s.n_head)),
-            ("llama.attention.head_count_kv".to_owned(), u(s.n_kv_head)),
-            ("llama.rope.dimension_count".to_owned(), u(head_dim)),
-            ("llama.context_length".to_owned(), u(s.context)),
-            ("llama.vocab_size".to_owned(), u(s.vocab)),
-            (
-                "llama.attention.layer_norm_rms_epsilon".to_owned(),
-                Value::F32(1e-5),
-            ),
-            ("llama.rope.freq_base".to_owned(), Value::F32(10_000.0)),
-        ];
         (metadata, tensors)
     })
 }

@@ -68,7 +68,10 @@ mod tests {
     #[test]
     fn an_unknown_pre_tokenizer_is_refused_by_name() {
         let err = for_name("jais").unwrap_err().to_string();
-        assert!(err.contains("\"jais\"") && err.contains("not supported"), "{err}");
+        assert!(
+            err.contains("\"jais\"") && err.contains("not supported"),
+            "{err}"
+        );
         assert!(for_name("qwen2").is_ok());
     }
 }

@@ -1,0 +1,145 @@
+//! Models of seeded random weights, of each architecture the engine runs, written as GGUF
+//! ([`random_model`]): enough to compare a forward pass with candle's on the same file, and
+//! (at real sizes) to time it. No tokenizer: callers feed token ids.
+
+use std::path::PathBuf;
+
+use candle_core::quantized::gguf_file::Value;
+use candle_core::quantized::QTensor;
+use candle_core::{Device, Tensor};
+
+use super::{models_dir, quantize, write_once, Mix, VERSION};
+use crate::testing::TestRng;
+
+/// A model's sizes.
+#[derive(Debug, Clone, Copy)]
+pub struct TinySizes {
+    pub n_layer: usize,
+    pub dim: usize,
+    pub ffn: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    /// Width of a head (`dim / n_head` except where an architecture lets it differ).
+    pub head_dim: usize,
+    pub vocab: usize,
+    pub context: usize,
+}
+
+/// The tiny models' sizes: every projection's input a multiple of 256.
+pub const TINY: TinySizes = TinySizes {
+    n_layer: 4,
+    dim: 256,
+    ffn: 512,
+    n_head: 4,
+    n_kv_head: 2,
+    head_dim: 64,
+    vocab: 384,
+    context: 256,
+};
+
+/// Sizes of a small real model (Qwen3-0.6B's widths, fewer layers, a 32k vocabulary), for
+/// benchmarks: random weights decode exactly as fast as trained ones.
+pub const BENCH: TinySizes = TinySizes {
+    n_layer: 12,
+    dim: 1024,
+    ffn: 3072,
+    n_head: 16,
+    n_kv_head: 8,
+    head_dim: 64,
+    vocab: 32768,
+    context: 1024,
+};
+
+/// The tiny llama ([`TINY`]'s sizes), quantised as `mix`.
+pub fn tiny_llama(mix: Mix) -> PathBuf {
+    tiny_model("llama", mix)
+}
+
+/// A tiny model of architecture `arch` (`llama`, `qwen2`, `qwen3`), quantised as `mix`. Qwen3's
+/// heads are 128 wide (twice `dim / n_head`), as Qwen3's real ones are wider than that too.
+pub fn tiny_model(arch: &str, mix: Mix) -> PathBuf {
+    let sizes = match arch {
+        "qwen3" => TinySizes {
+            head_dim: 128,
+            ..TINY
+        },
+        _ => TINY,
+    };
+    random_model(&format!("tiny-{arch}"), arch, sizes, mix)
+}
+
+/// A llama of sizes `s`, quantised as `mix`, cached as `name`.
+pub fn random_llama(name: &str, s: TinySizes, mix: Mix) -> PathBuf {
+    random_model(name, "llama", s, mix)
+}
+
+/// A model of architecture `arch` and sizes `s` with seeded random weights, quantised as
+/// `mix`, cached as `name`.
+pub fn random_model(name: &str, arch: &str, s: TinySizes, mix: Mix) -> PathBuf {
+    let path = models_dir().join(format!("test-ggufs/{name}.{}.v{VERSION}.gguf", mix.name()));
+    write_once(path, || {
+        let mut g = TestRng::new(2026);
+        let (q, kv) = (s.n_head * s.head_dim, s.n_kv_head * s.head_dim);
+        // Weights of about the scale a trained model has (rows of unit-ish norm), so that
+        // activations neither vanish nor blow up over the layers.
+        let mut w = |shape: &[usize], scale: f32, offset: f32| -> Tensor {
+            let n = shape.iter().product();
+            let v: Vec<f32> = (0..n).map(|_| offset + g.f() * scale).collect();
+            Tensor::from_vec(v, shape, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let a = 1.7 / (s.dim as f32).sqrt();
+        let mut t: Vec<(String, Tensor)> = vec![
+            ("token_embd.weight".into(), w(&[s.vocab, s.dim], 1.0, 0.0)),
+            ("output.weight".into(), w(&[s.vocab, s.dim], 4.0 * a, 0.0)),
+            ("output_norm.weight".into(), w(&[s.dim], 0.2, 1.0)),
+        ];
+        for i in 0..s.n_layer {
+            let p = |n: &str| format!("blk.{i}.{n}");
+            t.push((p("attn_norm.weight"), w(&[s.dim], 0.2, 1.0)));
+            t.push((p("attn_q.weight"), w(&[q, s.dim], a, 0.0)));
+            t.push((p("attn_k.weight"), w(&[kv, s.dim], a, 0.0)));
+            t.push((p("attn_v.weight"), w(&[kv, s.dim], a, 0.0)));
+            let o = 1.7 / (q as f32).sqrt();
+            t.push((p("attn_output.weight"), w(&[s.dim, q], o, 0.0)));
+            t.push((p("ffn_norm.weight"), w(&[s.dim], 0.2, 1.0)));
+            t.push((p("ffn_gate.weight"), w(&[s.ffn, s.dim], a, 0.0)));
+            t.push((p("ffn_up.weight"), w(&[s.ffn, s.dim], a, 0.0)));
+            let d = 1.7 / (s.ffn as f32).sqrt();
+            t.push((p("ffn_down.weight"), w(&[s.dim, s.ffn], d, 0.0)));
+            if arch == "qwen2" {
+                t.push((p("attn_q.bias"), w(&[q], 0.5, 0.0)));
+                t.push((p("attn_k.bias"), w(&[kv], 0.5, 0.0)));
+                t.push((p("attn_v.bias"), w(&[kv], 0.5, 0.0)));
+            }
+            if arch == "qwen3" {
+                t.push((p("attn_q_norm.weight"), w(&[s.head_dim], 0.3, 1.0)));
+                t.push((p("attn_k_norm.weight"), w(&[s.head_dim], 0.3, 1.0)));
+            }
+        }
+        let tensors: Vec<(String, QTensor)> = t
+            .iter()
+            .map(|(n, x)| (n.clone(), quantize(n, x, mix, s.n_layer)))
+            .collect();
+        let u = |v: usize| Value::U32(v as u32);
+        let k = |key: &str| format!("{arch}.{key}");
+        let metadata = vec![
+            (
+                "general.architecture".to_owned(),
+                Value::String(arch.into()),
+            ),
+            (k("block_count"), u(s.n_layer)),
+            (k("embedding_length"), u(s.dim)),
+            (k("feed_forward_length"), u(s.ffn)),
+            (k("attention.head_count"), u(s.n_head)),
+            (k("attention.head_count_kv"), u(s.n_kv_head)),
+            (k("attention.key_length"), u(s.head_dim)),
+            (k("attention.value_length"), u(s.head_dim)),
+            (k("rope.dimension_count"), u(s.head_dim)),
+            (k("context_length"), u(s.context)),
+            (k("vocab_size"), u(s.vocab)),
+            (k("attention.layer_norm_rms_epsilon"), Value::F32(1e-6)),
+            (k("rope.freq_base"), Value::F32(10_000.0)),
+        ];
+        (metadata, tensors)
+    })
+}

@@ -1,0 +1,98 @@
+//! The architectures beyond llama (Qwen2/2.5: Q/K/V biases; Qwen3: per-head Q/K norms and
+//! heads wider than `dim / n_head`; both: NeoX-style rotary halves), each against candle's
+//! own implementation of it (`quantized_qwen2`, `quantized_qwen3`) on the same tiny GGUF file
+//! of random weights (`sluicegate_local::testing::ggufs::tiny_model`), in Q8_0 and in Q4_K_M.
+//! The logits after a prefill and after one decode step must agree as they do for llama.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::models::{quantized_qwen2, quantized_qwen3};
+use sluicegate_local::model::{Arch, Llama, Step, WeightFormat};
+use sluicegate_local::testing::ggufs::{tiny_model, Mix, TINY};
+use sluicegate_local::testing::{compare_logits, say_kernel_paths, TestRng};
+
+fn ours(path: &Path, prompt: &[u32]) -> (Arch, Vec<f32>, Vec<f32>) {
+    let mut f = std::fs::File::open(path).unwrap();
+    let ct = gguf_file::Content::read(&mut f).unwrap();
+    let m = Llama::from_gguf(&ct, &mut f, WeightFormat::Q8_0).unwrap();
+    let (head, tail) = prompt.split_at(prompt.len() - 1);
+    let mut cache = m.new_cache();
+    let mut step = |tokens: &[u32]| {
+        let l = m
+            .forward(&mut [Step {
+                cache: &mut cache,
+                tokens,
+            }])
+            .unwrap();
+        Llama::row(&l, 0).unwrap()
+    };
+    (m.cfg.arch, step(head), step(tail))
+}
+
+/// Candle's model of `arch`: prefill logits, then decode logits.
+fn candle(arch: &str, path: &Path, prompt: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    let mut f = std::fs::File::open(path).unwrap();
+    let ct = gguf_file::Content::read(&mut f).unwrap();
+    let (head, tail) = prompt.split_at(prompt.len() - 1);
+    let x = |t: &[u32]| Tensor::new(t, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let row = |l: Tensor| -> Vec<f32> { l.flatten_all().unwrap().to_vec1().unwrap() };
+    match arch {
+        "qwen2" => {
+            let mut m = quantized_qwen2::ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
+            let a = row(m.forward(&x(head), 0).unwrap());
+            (a, row(m.forward(&x(tail), head.len()).unwrap()))
+        }
+        "qwen3" => {
+            let mut m = quantized_qwen3::ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
+            let a = row(m.forward(&x(head), 0).unwrap());
+            (a, row(m.forward(&x(tail), head.len()).unwrap()))
+        }
+        other => panic!("no candle model for {other}"),
+    }
+}
+
+fn check(arch: &str, want: Arch) {
+    say_kernel_paths(arch);
+    let mut g = TestRng::new(9);
+    let prompt: Vec<u32> = (0..20).map(|_| g.next_u32() % TINY.vocab as u32).collect();
+    for mix in [Mix::Q8_0, Mix::Q4KM, Mix::F16] {
+        let path = tiny_model(arch, mix);
+        let (got, op, od) = ours(&path, &prompt);
+        assert_eq!(got, want);
+        let (cp, cd) = candle(arch, &path, &prompt);
+        let what = format!("{arch} {}", mix.name());
+        compare_logits(&format!("{what} prefill"), &op, &cp, 0.2, 0.05);
+        compare_logits(&format!("{what} decode"), &od, &cd, 0.2, 0.05);
+    }
+}
+
+#[test]
+fn qwen2_matches_candle_quantized_qwen2() {
+    check("qwen2", Arch::Qwen2);
+}
+
+#[test]
+fn qwen3_matches_candle_quantized_qwen3() {
+    check("qwen3", Arch::Qwen3);
+}
+
+#[test]
+fn an_unsupported_architecture_is_refused_by_name() {
+    let path = tiny_model("llama", Mix::Q8_0);
+    let mut f = std::fs::File::open(&path).unwrap();
+    let mut ct = gguf_file::Content::read(&mut f).unwrap();
+    ct.metadata.insert(
+        "general.architecture".into(),
+        gguf_file::Value::String("gemma3".into()),
+    );
+    let err = Llama::from_gguf(&ct, &mut f, WeightFormat::Q8_0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"gemma3\"") && err.contains("not supported"),
+        "{err}"
+    );
+}
