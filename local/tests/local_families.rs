@@ -96,3 +96,47 @@ fn an_unsupported_architecture_is_refused_by_name() {
         "{err}"
     );
 }
+
+/// Llama 3.1's `rope_freqs` divides each rotary frequency. No candle model reads it, so this
+/// checks only that it is applied: factors of 1 change nothing, factors of 4 change the logits
+/// of a prompt (whose tokens' relative positions the rotary embedding encodes).
+#[test]
+fn rope_freqs_divide_the_rotary_frequencies() {
+    use candle_core::quantized::QTensor;
+    let src = tiny_model("llama", Mix::Q8_0);
+    let with_factors = |f: f32, name: &str| {
+        let mut r = std::fs::File::open(&src).unwrap();
+        let ct = gguf_file::Content::read(&mut r).unwrap();
+        let mut tensors: Vec<(String, QTensor)> = ct
+            .tensor_infos
+            .keys()
+            .map(|n| (n.clone(), ct.tensor(&mut r, n, &Device::Cpu).unwrap()))
+            .collect();
+        let factors = Tensor::full(f, TINY.head_dim / 2, &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&factors, candle_core::quantized::GgmlDType::F32).unwrap();
+        tensors.push(("rope_freqs.weight".into(), q));
+        let path = std::env::temp_dir().join(format!("{name}-{}.gguf", std::process::id()));
+        let md: Vec<(&str, &gguf_file::Value)> =
+            ct.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+        gguf_file::write(&mut std::fs::File::create(&path).unwrap(), &md, &ts).unwrap();
+        path
+    };
+    let prompt: Vec<u32> = (0..12).map(|i| (i * 29 + 5) % TINY.vocab as u32).collect();
+    let (_, plain, _) = ours(&src, &prompt);
+    let ones = with_factors(1.0, "rope-ones");
+    let fours = with_factors(4.0, "rope-fours");
+    let (_, same, _) = ours(&ones, &prompt);
+    let (_, other, _) = ours(&fours, &prompt);
+    assert_eq!(plain, same, "factors of 1 changed the logits");
+    let diff = plain
+        .iter()
+        .zip(&other)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    println!("rope_freqs 4: largest logit change {diff:.3}");
+    assert!(diff > 0.1, "factors of 4 changed the logits by only {diff}");
+    for p in [ones, fours] {
+        std::fs::remove_file(p).unwrap();
+    }
+}
