@@ -91,10 +91,15 @@ impl ChatTemplate {
             .iter()
             .any(|m| matches!(m.role, Role::System | Role::Developer));
         if has_system {
-            return self.render_list(&list, true, tools);
+            return self.render_with_system(list, tools);
         }
         if let Some(prompt) = system_prompt {
             list.insert(0, TemplateMessage::system(prompt));
+            return self.render_with_system(list, tools);
+        }
+        // Tools are rendered into the system turn by the templates that take them: that turn
+        // is not cut off then.
+        if tools.is_some() {
             return self.render_list(&list, true, tools);
         }
         // No system message: keep the template from inserting a default one.
@@ -119,6 +124,28 @@ impl ChatTemplate {
             }
         }
         self.render_list(&list, true, tools)
+    }
+
+    /// Renders a conversation with system messages; a template without a system role (Gemma's
+    /// raises on one) gets them folded into the first user message instead, as
+    /// `"{system}\n\n{user}"`.
+    fn render_with_system(
+        &self,
+        list: Vec<TemplateMessage>,
+        tools: Option<&serde_json::Value>,
+    ) -> Result<String, LocalError> {
+        let err = match self.render_list(&list, true, tools) {
+            Ok(out) => return Ok(out),
+            Err(e) => e,
+        };
+        let (system, mut rest): (Vec<_>, Vec<_>) =
+            list.into_iter().partition(|m| m.role == "system");
+        let text: Vec<&str> = system.iter().map(|m| m.content.as_str()).collect();
+        match rest.iter_mut().find(|m| m.role == "user") {
+            Some(first) => first.content = format!("{}\n\n{}", text.join("\n\n"), first.content),
+            None => return Err(err),
+        }
+        self.render_list(&rest, true, tools).map_err(|_| err)
     }
 
     fn render_list(
