@@ -74,8 +74,10 @@ impl LocalBackend {
     /// which loads the weights and warms up in the background (`check_available` says
     /// "loading" until then). Fails at once when the file is missing or unusable.
     ///
-    /// candle's CPU thread pool is process-wide and sized once, from `CANDLE_NUM_THREADS`:
-    /// unless that variable is already set, it is set here to `opts.threads`.
+    /// The model runs on a pool of `opts.threads` threads of its own. candle's CPU thread pool
+    /// (used only for weights in float formats) is process-wide and sized once, from
+    /// `CANDLE_NUM_THREADS`: unless that variable is already set, it is set here to the first
+    /// backend's `opts.threads`.
     pub fn new(opts: LocalOptions) -> Result<Self, LocalError> {
         if !opts.gguf.is_file() {
             return Err(LocalError::Model(format!(
@@ -112,6 +114,7 @@ impl LocalBackend {
                 queue: opts.queue,
                 format: opts.weights,
                 context,
+                threads: opts.threads.max(1),
             },
         )?;
         let prompter = Prompter {
@@ -132,6 +135,11 @@ impl LocalBackend {
 
     pub fn health(&self) -> Health {
         self.engine.health()
+    }
+
+    /// Threads of the model's own pool, once it is loaded.
+    pub fn threads(&self) -> Option<usize> {
+        self.engine.threads()
     }
 
     /// Blocks until the model is loaded and warm, or fails to load, or `timeout` passes.

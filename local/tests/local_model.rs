@@ -327,3 +327,19 @@ fn an_assistant_turn_and_system_prompt_render_through_the_template() {
     assert!(text.starts_with("<|im_start|>system\nYou answer briefly.<|im_end|>\n"));
     assert!(text.ends_with("<|im_start|>user\nAnd of Italy?<|im_end|>\n<|im_start|>assistant\n"));
 }
+
+#[tokio::test]
+async fn each_backend_runs_on_its_own_thread_budget() {
+    // Two specialists in one process: each model's pool has the threads its backend was
+    // given (it once took the first backend's for all, through a process-wide variable).
+    let one = backend_with(|o| o.threads = 1);
+    let three = backend_with(|o| o.threads = 3);
+    assert_eq!(one.threads(), Some(1));
+    assert_eq!(three.threads(), Some(3));
+    for b in [&one, &three] {
+        let mut req = ask(FRANCE);
+        req.max_tokens = Some(8);
+        let r = b.complete(req).await.unwrap();
+        assert!(r.usage.is_some_and(|u| u.completion_tokens > 0));
+    }
+}

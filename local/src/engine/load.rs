@@ -14,6 +14,8 @@ pub(super) struct Load {
     pub active: AtomicUsize,
     /// Moving average of how long a sequence held its slot (microseconds; 0: none yet).
     pub mean_us: AtomicU64,
+    /// Threads of the loaded model's pool (0 until it is loaded).
+    pub threads: AtomicUsize,
 }
 
 impl Load {

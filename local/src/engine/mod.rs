@@ -54,6 +54,8 @@ pub struct EngineConfig {
     pub format: WeightFormat,
     /// Context window (capped at the model's own).
     pub context: usize,
+    /// Threads of this model's own pool.
+    pub threads: usize,
 }
 
 impl Engine {
@@ -77,9 +79,10 @@ impl Engine {
                         *g = h;
                     }
                 };
-                match load_and_warm(&path, cfg.format) {
+                match load_and_warm(&path, cfg.format, cfg.threads) {
                     Ok(mut model) => {
                         model.cfg.context = model.cfg.context.min(cfg.context);
+                        counters.threads.store(model.threads(), Ordering::Relaxed);
                         set(Health::Ready);
                         serve(&model, &tokenizer, jobs, cfg.max_batch.max(1), &counters);
                     }
@@ -100,6 +103,11 @@ impl Engine {
             load,
             max_batch: cfg.max_batch.max(1),
         })
+    }
+
+    /// Threads of the loaded model's pool (`None` until it is loaded).
+    pub fn threads(&self) -> Option<usize> {
+        Some(self.load.threads.load(Ordering::Relaxed)).filter(|n| *n > 0)
     }
 
     pub fn health(&self) -> Health {
@@ -134,12 +142,12 @@ impl Engine {
     }
 }
 
-fn load_and_warm(path: &Path, format: WeightFormat) -> Result<Llama, LocalError> {
+fn load_and_warm(path: &Path, format: WeightFormat, threads: usize) -> Result<Llama, LocalError> {
     let started = Instant::now();
     let mut file = std::fs::File::open(path)
         .map_err(|e| LocalError::Model(format!("cannot open {}: {e}", path.display())))?;
     let ct = candle_core::quantized::gguf_file::Content::read(&mut file)?;
-    let model = Llama::from_gguf(&ct, &mut file, format)?;
+    let model = Llama::load(&ct, &mut file, format, threads)?;
     drop(ct);
     let mut cache = model.new_cache();
     model.forward(&mut [Step {

@@ -117,9 +117,8 @@ fn vector<R: Read + Seek>(ct: &gguf_file::Content, r: &mut R, name: &str) -> Res
         .to_vec1::<f32>()?)
 }
 
-/// Threads of the model's pool: `CANDLE_NUM_THREADS` (set from `LocalOptions::threads` by the
-/// backend), else 2.
-fn threads() -> usize {
+/// Threads of a model's pool when the caller names none: `CANDLE_NUM_THREADS`, else 2.
+fn default_threads() -> usize {
     std::env::var("CANDLE_NUM_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
@@ -128,10 +127,22 @@ fn threads() -> usize {
 }
 
 impl Llama {
+    /// [`Llama::load`] on `CANDLE_NUM_THREADS` threads (default 2).
     pub fn from_gguf<R: Read + Seek>(
         ct: &gguf_file::Content,
         r: &mut R,
         format: WeightFormat,
+    ) -> Result<Self> {
+        Self::load(ct, r, format, default_threads())
+    }
+
+    /// Loads the weights; the forward pass runs on a rayon pool of `threads` threads of this
+    /// model's own (each model in the process has its own budget).
+    pub fn load<R: Read + Seek>(
+        ct: &gguf_file::Content,
+        r: &mut R,
+        format: WeightFormat,
+        threads: usize,
     ) -> Result<Self> {
         let cfg = Config::from_gguf(ct)?;
         let requant = format == WeightFormat::Q8_0;
@@ -197,7 +208,7 @@ impl Llama {
             .flat_map(|p| inv.iter().map(move |f| p as f32 * f))
             .collect();
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads())
+            .num_threads(threads.max(1))
             .thread_name(|i| format!("local-model-{i}"))
             .build()
             .map_err(|e| LocalError::Model(format!("thread pool: {e}")))?;
@@ -247,6 +258,11 @@ impl Llama {
             }
         }
         self.pool.install(|| self.run(steps))
+    }
+
+    /// Threads of the model's pool.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
     }
 
     /// Runs `f` on the model's thread pool (so that its parallel work uses the model's
