@@ -140,3 +140,69 @@ fn rope_freqs_divide_the_rotary_frequencies() {
         std::fs::remove_file(p).unwrap();
     }
 }
+
+/// Serves a tiny chat model of `arch` with family `vocab`'s tokenizer and `template`'s chat
+/// template through the backend; the prompt it counted must be `prompt` in that tokenizer,
+/// and `ends` must be among its end tokens.
+async fn serve(arch: &str, vocab: &str, template: &str, prompt: &str, ends: &[&str]) {
+    use sluicegate_local::testing::ggufs::tiny_chat_model;
+    use sluicegate_local::tokenizer::GgufTokenizer;
+    use sluicegate_local::{LocalBackend, LocalOptions};
+    use sluicegate_wire::ChatBackend;
+
+    let path = tiny_chat_model(arch, vocab, template, Mix::Q8_0);
+    let mut f = std::fs::File::open(&path).unwrap();
+    let ct = gguf_file::Content::read(&mut f).unwrap();
+    let tok = GgufTokenizer::from_gguf(&ct).unwrap();
+    for end in ends {
+        let ids = tok.encode(end).unwrap();
+        assert_eq!(ids.len(), 1, "{vocab}: {end} is one special token");
+        assert!(
+            tok.eos.contains(&ids[0]),
+            "{vocab}: {end} ends an answer: {:?}",
+            tok.eos
+        );
+    }
+    let b = LocalBackend::new(LocalOptions::new(&path)).unwrap();
+    b.wait_ready(std::time::Duration::from_secs(120)).unwrap();
+    let req = serde_json::from_value(serde_json::json!({
+        "model": "local",
+        "messages": [{"role": "user", "content": "What is 2+2?"}],
+        "max_tokens": 5,
+        "temperature": 0,
+    }))
+    .unwrap();
+    let r = b.complete(req).await.unwrap();
+    let usage = r.usage.unwrap();
+    println!(
+        "{arch} with {vocab}'s tokenizer and {template}: {usage:?}, {:?}",
+        r.choices[0].finish_reason
+    );
+    assert_eq!(
+        usage.prompt_tokens as usize,
+        tok.encode(prompt).unwrap().len(),
+        "{vocab}: the prompt was not {prompt:?}"
+    );
+    assert!((1..=5).contains(&usage.completion_tokens), "{usage:?}");
+}
+
+#[tokio::test]
+async fn qwen2_and_llama3_chat_models_are_served_with_their_own_tokenizer_and_template() {
+    serve(
+        "qwen2",
+        "qwen2",
+        "Qwen-Qwen2.5-7B-Instruct",
+        "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n",
+        &["<|im_end|>", "<|endoftext|>"],
+    )
+    .await;
+    serve(
+        "llama",
+        "llama-bpe",
+        "meta-llama-Llama-3.1-8B-Instruct",
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|>\
+         <|start_header_id|>assistant<|end_header_id|>\n\n",
+        &["<|eot_id|>"],
+    )
+    .await;
+}

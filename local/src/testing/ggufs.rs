@@ -19,7 +19,9 @@ use candle_core::{Device, Tensor};
 
 mod random;
 
-pub use random::{random_llama, random_model, tiny_llama, tiny_model, TinySizes, BENCH, TINY};
+pub use random::{
+    random_llama, random_model, tiny_chat_model, tiny_llama, tiny_model, TinySizes, BENCH, TINY,
+};
 
 /// Bump when a generator changes what it writes, so stale cached files are not used.
 pub(crate) const VERSION: u32 = 2;

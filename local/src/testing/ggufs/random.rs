@@ -76,6 +76,57 @@ pub fn random_llama(name: &str, s: TinySizes, mix: Mix) -> PathBuf {
 /// A model of architecture `arch` and sizes `s` with seeded random weights, quantised as
 /// `mix`, cached as `name`.
 pub fn random_model(name: &str, arch: &str, s: TinySizes, mix: Mix) -> PathBuf {
+    random_model_with(name, arch, s, mix, Vec::new)
+}
+
+/// A tiny chat model of architecture `arch` (random weights) with a real family's tokenizer
+/// and chat template: the `tokenizer.ggml.*` metadata of llama.cpp's
+/// `models/llama-vocab/ggml-vocab-{vocab}.gguf` and `templates/{template}.jinja` (both fetched
+/// by `scripts/fetch-models`). Its answers are noise; its prompt, special and end tokens are
+/// the family's.
+pub fn tiny_chat_model(arch: &str, vocab: &str, template: &str, mix: Mix) -> PathBuf {
+    let dir = models_dir().join("llama-vocab");
+    let vocab_path = dir.join(format!("ggml-vocab-{vocab}.gguf"));
+    let template_path = dir.join(format!("templates/{template}.jinja"));
+    fn missing(p: &std::path::Path, e: std::io::Error) -> ! {
+        panic!("{}: {e}: run scripts/fetch-models", p.display())
+    }
+    let mut f = std::fs::File::open(&vocab_path).unwrap_or_else(|e| missing(&vocab_path, e));
+    let ct = candle_core::quantized::gguf_file::Content::read(&mut f)
+        .unwrap_or_else(|e| panic!("{}: {e}", vocab_path.display()));
+    let n_vocab = ct
+        .metadata
+        .get("tokenizer.ggml.tokens")
+        .and_then(|v| v.to_vec().ok())
+        .map_or(0, Vec::len);
+    let chat_template =
+        std::fs::read_to_string(&template_path).unwrap_or_else(|e| missing(&template_path, e));
+    let sizes = TinySizes {
+        vocab: n_vocab,
+        ..TINY
+    };
+    let name = format!("tiny-{arch}-chat-{vocab}");
+    random_model_with(&name, arch, sizes, mix, move || {
+        let mut md: Vec<(String, Value)> = ct
+            .metadata
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("tokenizer.ggml."))
+            .collect();
+        md.push((
+            "tokenizer.chat_template".into(),
+            Value::String(chat_template),
+        ));
+        md
+    })
+}
+
+fn random_model_with(
+    name: &str,
+    arch: &str,
+    s: TinySizes,
+    mix: Mix,
+    extra: impl FnOnce() -> Vec<(String, Value)>,
+) -> PathBuf {
     let path = models_dir().join(format!("test-ggufs/{name}.{}.v{VERSION}.gguf", mix.name()));
     write_once(path, || {
         let mut g = TestRng::new(2026);
@@ -140,6 +191,7 @@ pub fn random_model(name: &str, arch: &str, s: TinySizes, mix: Mix) -> PathBuf {
             (k("attention.layer_norm_rms_epsilon"), Value::F32(1e-6)),
             (k("rope.freq_base"), Value::F32(10_000.0)),
         ];
+        let metadata = metadata.into_iter().chain(extra()).collect();
         (metadata, tensors)
     })
 }
