@@ -4,22 +4,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use candle_core::quantized::gguf_file;
-use futures::StreamExt;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-use sluicegate_wire::{
-    unix_now, ChatCompletion, ChatCompletionChunk, ChatRequest, Choice, ChunkChoice, Delta,
-    Message, Role, Tool, Usage,
-};
-use sluicegate_wire::{BackendError, ChatBackend, ChunkStream, Health};
+use sluicegate_wire::{unix_now, ChatRequest, Message, Tool};
+use sluicegate_wire::{BackendError, ChatBackend, Health};
 
 use crate::engine::{Engine, EngineConfig, Event, Job, SamplingParams, SubmitError};
 use crate::params::{self, invalid};
 use crate::template::ChatTemplate;
 use crate::tokenizer::GgufTokenizer;
+use crate::tools::{self, Mode};
 use crate::{ContextOverflow, Defaults, LocalError, LocalOptions};
+
+mod chat;
 
 /// A GGUF chat model answering in this process. See the [crate docs](crate).
 #[derive(Debug)]
@@ -41,6 +39,8 @@ struct Prompter {
     tokenizer: Arc<GgufTokenizer>,
     template: Arc<ChatTemplate>,
     system_prompt: Option<String>,
+    /// How the template teaches the model to call tools (`None`: it renders no tools).
+    tools: Option<tools::Format>,
 }
 
 impl Prompter {
@@ -97,6 +97,7 @@ impl LocalBackend {
             .metadata
             .get("tokenizer.chat_template")
             .and_then(|v| v.to_string().ok());
+        let tool_format = source.and_then(|s| tools::Format::detect(s));
         let template = Arc::new(ChatTemplate::new(
             source.map(String::as_str),
             tokenizer.bos_token.as_deref(),
@@ -121,6 +122,7 @@ impl LocalBackend {
             tokenizer,
             template,
             system_prompt: opts.system_prompt.clone(),
+            tools: tool_format,
         };
         Ok(LocalBackend {
             sampling: defaults.sampling(),
@@ -168,9 +170,8 @@ impl LocalBackend {
     /// Validates the request, renders the chat template and tokenizes the prompt.
     pub fn prepare(&self, request: &ChatRequest) -> Result<Prepared, BackendError> {
         let (sampling, max, stop) = params::settings(request, &self.sampling, &self.ids)?;
-        let prompt = self
-            .prompter
-            .encode(&request.messages, request.tools.as_deref())?;
+        let tools = self.tools_for(request)?.1;
+        let prompt = self.prompter.encode(&request.messages, tools.as_deref())?;
         self.fit(prompt, sampling, max, stop)
     }
 
@@ -209,23 +210,36 @@ impl LocalBackend {
         })
     }
 
+    /// The request's tool mode, and the tools to render (none unless the model may call them).
+    fn tools_for(&self, request: &ChatRequest) -> Result<(Mode, Option<Vec<Tool>>), BackendError> {
+        let mode = tools::mode(
+            request.tools.as_deref(),
+            request.tool_choice.as_ref(),
+            self.prompter.tools,
+        )?;
+        let rendered = match mode {
+            Mode::Auto(_) => request.tools.clone(),
+            Mode::Off => None,
+        };
+        Ok((mode, rendered))
+    }
+
     /// Prepares the request off the async runtime and queues it.
     async fn start(
         &self,
         request: &ChatRequest,
-    ) -> Result<(UnboundedReceiver<Event>, u32), BackendError> {
+    ) -> Result<(UnboundedReceiver<Event>, Mode), BackendError> {
         self.check_available()?;
         let (sampling, max, stop) = params::settings(request, &self.sampling, &self.ids)?;
+        let (mode, tools) = self.tools_for(request)?;
         let prompter = self.prompter.clone();
         let messages = request.messages.clone();
-        let tools = request.tools.clone();
         // Rendering and tokenizing a long prompt takes milliseconds: not on the runtime.
         let prompt =
             tokio::task::spawn_blocking(move || prompter.encode(&messages, tools.as_deref()))
                 .await
                 .map_err(|e| failed(format!("prompt preparation failed: {e}")))??;
         let prepared = self.fit(prompt, sampling, max, stop)?;
-        let prompt_tokens = prepared.prompt.len() as u32;
         if let Some(limit) = self.opts.max_wait {
             let wait = self.engine.estimated_wait();
             if wait > limit {
@@ -251,7 +265,7 @@ impl LocalBackend {
             events,
         };
         match self.engine.submit(job) {
-            Ok(()) => Ok((rx, prompt_tokens)),
+            Ok(()) => Ok((rx, mode)),
             Err(SubmitError::QueueFull) => Err(BackendError::Upstream {
                 status: 429,
                 retry_after: Some("1".into()),
@@ -279,123 +293,5 @@ fn failed(message: String) -> BackendError {
         retry_after: None,
         message,
         code: None,
-    }
-}
-
-#[async_trait]
-impl ChatBackend for LocalBackend {
-    fn kind(&self) -> &'static str {
-        "local"
-    }
-
-    fn upstream_model(&self) -> &str {
-        &self.opts.model_name
-    }
-
-    fn check_available(&self) -> Result<(), BackendError> {
-        match self.health() {
-            Health::Ready => Ok(()),
-            Health::Loading => Err(BackendError::Unavailable("loading".into())),
-            Health::Failed(e) => Err(BackendError::Unavailable(e)),
-        }
-    }
-
-    fn is_loading(&self) -> bool {
-        self.health() == Health::Loading
-    }
-
-    async fn complete(&self, request: ChatRequest) -> Result<ChatCompletion, BackendError> {
-        let (mut rx, _) = self.start(&request).await?;
-        let mut text = String::new();
-        loop {
-            match rx.recv().await {
-                Some(Event::Text(t)) => text.push_str(&t),
-                Some(Event::Done {
-                    finish,
-                    prompt_tokens,
-                    completion_tokens,
-                    compute,
-                }) => {
-                    let mut usage = Usage::new(prompt_tokens, completion_tokens);
-                    usage.compute_time = Some(compute);
-                    return Ok(ChatCompletion {
-                        id: self.next_id(),
-                        object: "chat.completion".into(),
-                        created: unix_now(),
-                        model: self.opts.model_name.clone(),
-                        choices: vec![Choice {
-                            index: 0,
-                            message: Message::text(Role::Assistant, text),
-                            finish_reason: Some(finish.as_str().into()),
-                            logprobs: None,
-                            extra: Default::default(),
-                        }],
-                        usage: Some(usage),
-                        extra: Default::default(),
-                    });
-                }
-                Some(Event::Failed(e)) => return Err(failed(e)),
-                None => return Err(failed("the local model stopped mid-answer".into())),
-            }
-        }
-    }
-
-    async fn stream(&self, request: ChatRequest) -> Result<ChunkStream, BackendError> {
-        let (rx, _) = self.start(&request).await?;
-        let id = self.next_id();
-        let model = self.opts.model_name.clone();
-        let created = unix_now();
-        let chunk = move |delta: Delta, finish: Option<String>| {
-            let mut c = ChatCompletionChunk::new(&id, &model, created);
-            c.choices.push(ChunkChoice::new(0, delta, finish));
-            c
-        };
-        let first = chunk(
-            Delta {
-                role: Some(Role::Assistant),
-                content: Some(String::new()),
-                ..Delta::default()
-            },
-            None,
-        );
-        let rest = futures::stream::unfold(Some(rx), move |rx| {
-            let chunk = chunk.clone();
-            async move {
-                let mut rx = rx?;
-                let items: Vec<Result<ChatCompletionChunk, BackendError>> = match rx.recv().await {
-                    Some(Event::Text(t)) => {
-                        let delta = Delta {
-                            content: Some(t),
-                            ..Delta::default()
-                        };
-                        return Some((
-                            futures::stream::iter(vec![Ok(chunk(delta, None))]),
-                            Some(rx),
-                        ));
-                    }
-                    Some(Event::Done {
-                        finish,
-                        prompt_tokens,
-                        completion_tokens,
-                        compute,
-                    }) => {
-                        let last = chunk(Delta::default(), Some(finish.as_str().into()));
-                        let mut usage = chunk(Delta::default(), None);
-                        usage.choices.clear();
-                        let mut u = Usage::new(prompt_tokens, completion_tokens);
-                        u.compute_time = Some(compute);
-                        usage.usage = Some(u);
-                        vec![Ok(last), Ok(usage)]
-                    }
-                    Some(Event::Failed(e)) => vec![Err(failed(e))],
-                    None => vec![Err(failed("the local model stopped mid-answer".into()))],
-                };
-                Some((futures::stream::iter(items), None))
-            }
-        })
-        .flatten();
-        Ok(futures::stream::once(async move { Ok(first) })
-            .chain(rest)
-            .boxed())
     }
 }

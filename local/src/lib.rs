@@ -31,6 +31,7 @@ mod params;
 pub mod template;
 pub mod testing;
 pub mod tokenizer;
+pub mod tools;
 
 use std::path::PathBuf;
 

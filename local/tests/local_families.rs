@@ -206,3 +206,67 @@ async fn qwen2_and_llama3_chat_models_are_served_with_their_own_tokenizer_and_te
     )
     .await;
 }
+
+#[tokio::test]
+async fn tools_are_rendered_under_auto_left_out_under_none_and_required_is_refused() {
+    use sluicegate_local::testing::ggufs::tiny_chat_model;
+    use sluicegate_local::{LocalBackend, LocalOptions};
+    use sluicegate_wire::{BackendError, ChatBackend};
+
+    let path = tiny_chat_model("qwen2", "qwen2", "Qwen-Qwen2.5-7B-Instruct", Mix::Q8_0);
+    let b = LocalBackend::new(LocalOptions::new(&path)).unwrap();
+    b.wait_ready(std::time::Duration::from_secs(120)).unwrap();
+    let req = |choice: serde_json::Value| {
+        serde_json::from_value(serde_json::json!({
+            "model": "local",
+            "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "tools": [{"type": "function", "function": {
+                "name": "get_weather",
+                "description": "The weather in a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            }}],
+            "tool_choice": choice,
+            "max_tokens": 3,
+            "temperature": 0,
+        }))
+        .unwrap()
+    };
+    let prompt = |r: &sluicegate_wire::ChatCompletion| r.usage.as_ref().unwrap().prompt_tokens;
+    let auto = b.complete(req(serde_json::json!("auto"))).await.unwrap();
+    let none = b.complete(req(serde_json::json!("none"))).await.unwrap();
+    // The tools' descriptions are in the prompt under "auto" only.
+    println!(
+        "prompt tokens: auto {}, none {}",
+        prompt(&auto),
+        prompt(&none)
+    );
+    assert!(
+        prompt(&auto) > prompt(&none) + 50,
+        "{} vs {}",
+        prompt(&auto),
+        prompt(&none)
+    );
+    // Noise from random weights is no call.
+    assert!(auto.choices[0].message.tool_calls.is_none());
+    assert_eq!(auto.choices[0].finish_reason.as_deref(), Some("length"));
+    for choice in [
+        serde_json::json!("required"),
+        serde_json::json!({"type": "function", "function": {"name": "get_weather"}}),
+    ] {
+        match b.complete(req(choice.clone())).await {
+            Err(BackendError::Upstream {
+                status: 400,
+                code,
+                message,
+                ..
+            }) => {
+                assert_eq!(
+                    code.as_deref(),
+                    Some("unsupported_tool_choice"),
+                    "{message}"
+                );
+            }
+            other => panic!("{choice}: {other:?}"),
+        }
+    }
+}

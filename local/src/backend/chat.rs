@@ -1,0 +1,159 @@
+//! [`ChatBackend`] for [`LocalBackend`]: a whole answer, or a stream of OpenAI chunks; tool
+//! calls in the model's output become `tool_calls` ([`crate::tools`]).
+
+use async_trait::async_trait;
+use futures::StreamExt;
+
+use sluicegate_wire::{
+    unix_now, ChatCompletion, ChatCompletionChunk, ChatRequest, Choice, ChunkChoice, Delta, Role,
+    Usage,
+};
+use sluicegate_wire::{BackendError, ChatBackend, ChunkStream, Health};
+
+use super::{failed, LocalBackend};
+use crate::engine::Event;
+use crate::tools::{self, Mode, Splitter};
+
+#[async_trait]
+impl ChatBackend for LocalBackend {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn upstream_model(&self) -> &str {
+        &self.opts.model_name
+    }
+
+    fn check_available(&self) -> Result<(), BackendError> {
+        match self.health() {
+            Health::Ready => Ok(()),
+            Health::Loading => Err(BackendError::Unavailable("loading".into())),
+            Health::Failed(e) => Err(BackendError::Unavailable(e)),
+        }
+    }
+
+    fn is_loading(&self) -> bool {
+        self.health() == Health::Loading
+    }
+
+    async fn complete(&self, request: ChatRequest) -> Result<ChatCompletion, BackendError> {
+        let (mut rx, mode) = self.start(&request).await?;
+        let mut text = String::new();
+        loop {
+            match rx.recv().await {
+                Some(Event::Text(t)) => text.push_str(&t),
+                Some(Event::Done {
+                    finish,
+                    prompt_tokens,
+                    completion_tokens,
+                    compute,
+                }) => {
+                    let mut usage = Usage::new(prompt_tokens, completion_tokens);
+                    usage.compute_time = Some(compute);
+                    let tools = request.tools.as_deref().unwrap_or_default();
+                    let (message, called) = tools::message(text, mode, tools);
+                    let finish = if called {
+                        "tool_calls"
+                    } else {
+                        finish.as_str()
+                    };
+                    return Ok(ChatCompletion {
+                        id: self.next_id(),
+                        object: "chat.completion".into(),
+                        created: unix_now(),
+                        model: self.opts.model_name.clone(),
+                        choices: vec![Choice {
+                            index: 0,
+                            message,
+                            finish_reason: Some(finish.into()),
+                            logprobs: None,
+                            extra: Default::default(),
+                        }],
+                        usage: Some(usage),
+                        extra: Default::default(),
+                    });
+                }
+                Some(Event::Failed(e)) => return Err(failed(e)),
+                None => return Err(failed("the local model stopped mid-answer".into())),
+            }
+        }
+    }
+
+    async fn stream(&self, request: ChatRequest) -> Result<ChunkStream, BackendError> {
+        let (rx, mode) = self.start(&request).await?;
+        let splitter = match mode {
+            Mode::Auto(f) => Some(Splitter::new(f, request.tools.clone().unwrap_or_default())),
+            Mode::Off => None,
+        };
+        let id = self.next_id();
+        let model = self.opts.model_name.clone();
+        let created = unix_now();
+        let chunk = move |delta: Delta, finish: Option<String>| {
+            let mut c = ChatCompletionChunk::new(&id, &model, created);
+            c.choices.push(ChunkChoice::new(0, delta, finish));
+            c
+        };
+        let first = chunk(
+            Delta {
+                role: Some(Role::Assistant),
+                content: Some(String::new()),
+                ..Delta::default()
+            },
+            None,
+        );
+        let rest = futures::stream::unfold(Some((rx, splitter)), move |state| {
+            let chunk = chunk.clone();
+            async move {
+                let (mut rx, mut splitter) = state?;
+                let items: Vec<Result<ChatCompletionChunk, BackendError>> = match rx.recv().await {
+                    Some(Event::Text(t)) => {
+                        let pieces = match splitter.as_mut() {
+                            Some(s) => s.push(&t),
+                            None => vec![tools::Piece::Text(t)],
+                        };
+                        let items: Vec<_> = pieces
+                            .into_iter()
+                            .map(|p| Ok(chunk(tools::delta(p), None)))
+                            .collect();
+                        return Some((futures::stream::iter(items), Some((rx, splitter))));
+                    }
+                    Some(Event::Done {
+                        finish,
+                        prompt_tokens,
+                        completion_tokens,
+                        compute,
+                    }) => {
+                        let mut items: Vec<_> = splitter
+                            .as_mut()
+                            .map(Splitter::finish)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|p| Ok(chunk(tools::delta(p), None)))
+                            .collect();
+                        let called = splitter.as_ref().is_some_and(|s| s.calls() > 0);
+                        let finish = if called {
+                            "tool_calls"
+                        } else {
+                            finish.as_str()
+                        };
+                        let last = chunk(Delta::default(), Some(finish.into()));
+                        let mut usage = chunk(Delta::default(), None);
+                        usage.choices.clear();
+                        let mut u = Usage::new(prompt_tokens, completion_tokens);
+                        u.compute_time = Some(compute);
+                        usage.usage = Some(u);
+                        items.extend([Ok(last), Ok(usage)]);
+                        items
+                    }
+                    Some(Event::Failed(e)) => vec![Err(failed(e))],
+                    None => vec![Err(failed("the local model stopped mid-answer".into()))],
+                };
+                Some((futures::stream::iter(items), None))
+            }
+        })
+        .flatten();
+        Ok(futures::stream::once(async move { Ok(first) })
+            .chain(rest)
+            .boxed())
+    }
+}
