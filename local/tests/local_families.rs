@@ -249,6 +249,21 @@ async fn tools_are_rendered_under_auto_left_out_under_none_and_required_is_refus
     // Noise from random weights is no call.
     assert!(auto.choices[0].message.tool_calls.is_none());
     assert_eq!(auto.choices[0].finish_reason.as_deref(), Some("length"));
+    // Streamed under "auto" (through the call splitter), the same greedy text arrives.
+    use futures::StreamExt;
+    let mut s = b.stream(req(serde_json::json!("auto"))).await.unwrap();
+    let mut streamed = String::new();
+    let mut finish = None;
+    while let Some(c) = s.next().await {
+        for ch in c.unwrap().choices {
+            streamed.push_str(ch.delta.content.as_deref().unwrap_or_default());
+            assert!(ch.delta.tool_calls.is_none());
+            finish = finish.or(ch.finish_reason);
+        }
+    }
+    let whole = auto.choices[0].message.content.as_ref().unwrap().as_text();
+    assert_eq!(streamed, whole);
+    assert_eq!(finish.as_deref(), Some("length"));
     for choice in [
         serde_json::json!("required"),
         serde_json::json!({"type": "function", "function": {"name": "get_weather"}}),
