@@ -93,7 +93,7 @@ pub fn mode(
 
 /// A call when `json` is one: an object with a known `name` and an object of arguments
 /// (under `arguments`, or `parameters` for Llama 3).
-fn call(json: &str, tools: &[Tool], n: usize) -> Option<ToolCall> {
+fn call(json: &str, tools: &[Tool], tag: &str, n: usize) -> Option<ToolCall> {
     let v: Value = serde_json::from_str(json.trim()).ok()?;
     let name = v.get("name")?.as_str()?;
     if !tools.iter().any(|t| t.function.name == name) {
@@ -104,7 +104,7 @@ fn call(json: &str, tools: &[Tool], n: usize) -> Option<ToolCall> {
         return None;
     }
     Some(ToolCall {
-        id: format!("call_{n}"),
+        id: format!("call_{tag}_{n}"),
         kind: "function".into(),
         function: FunctionCall {
             name: name.to_owned(),
@@ -113,9 +113,15 @@ fn call(json: &str, tools: &[Tool], n: usize) -> Option<ToolCall> {
     })
 }
 
-/// The text outside the calls (`None` when only whitespace) and the calls in `text`.
-pub fn parse(text: &str, format: Format, tools: &[Tool]) -> (Option<String>, Vec<ToolCall>) {
-    let mut s = Splitter::new(format, tools.to_vec());
+/// The text outside the calls (`None` when only whitespace) and the calls in `text`; call ids
+/// are `call_{tag}_{n}` (`tag` unique to the answer, `n` counting its calls from 0).
+pub fn parse(
+    text: &str,
+    format: Format,
+    tools: &[Tool],
+    tag: &str,
+) -> (Option<String>, Vec<ToolCall>) {
+    let mut s = Splitter::new(format, tools.to_vec(), tag);
     let mut pieces = s.push(text);
     pieces.extend(s.finish());
     let mut content = String::new();
@@ -123,7 +129,7 @@ pub fn parse(text: &str, format: Format, tools: &[Tool]) -> (Option<String>, Vec
     for p in pieces {
         match p {
             Piece::Text(t) => content.push_str(&t),
-            Piece::Call(c) => calls.push(c),
+            Piece::Call(_, c) => calls.push(c),
         }
     }
     let content = Some(content).filter(|c| !c.trim().is_empty());
@@ -134,7 +140,8 @@ pub fn parse(text: &str, format: Format, tools: &[Tool]) -> (Option<String>, Vec
 #[derive(Debug, Clone, PartialEq)]
 pub enum Piece {
     Text(String),
-    Call(ToolCall),
+    /// A call and its index among the answer's calls.
+    Call(usize, ToolCall),
 }
 
 /// Splits streamed text into text and calls, holding back only what could still become a call:
@@ -150,10 +157,12 @@ pub struct Splitter {
     /// Text has been released (Llama 3: the answer is not a call).
     released: bool,
     calls: usize,
+    tag: String,
 }
 
 impl Splitter {
-    pub fn new(format: Format, tools: Vec<Tool>) -> Self {
+    /// A splitter for one answer; `tag` makes its call ids unique (see [`parse`]).
+    pub fn new(format: Format, tools: Vec<Tool>, tag: &str) -> Self {
         Splitter {
             format,
             tools,
@@ -161,7 +170,15 @@ impl Splitter {
             open: false,
             released: false,
             calls: 0,
+            tag: tag.to_owned(),
         }
+    }
+
+    /// `json` as the answer's next call, if it is one.
+    fn next_call(&mut self, json: &str) -> Option<Piece> {
+        let c = call(json, &self.tools, &self.tag, self.calls)?;
+        self.calls += 1;
+        Some(Piece::Call(self.calls - 1, c))
     }
 
     fn text(&mut self, out: &mut Vec<Piece>, t: &str) {
@@ -184,11 +201,8 @@ impl Splitter {
                     let block: String = self.held.drain(..end + CLOSE.len()).collect();
                     self.open = false;
                     let json = &block[..block.len() - CLOSE.len()];
-                    match call(json, &self.tools, self.calls) {
-                        Some(c) => {
-                            self.calls += 1;
-                            out.push(Piece::Call(c));
-                        }
+                    match self.next_call(json) {
+                        Some(c) => out.push(c),
                         None => self.text(&mut out, &format!("{OPEN}{block}")),
                     }
                     continue;
@@ -233,12 +247,10 @@ impl Splitter {
             Format::Hermes => self.text(&mut out, &held),
             Format::Llama3Json => {
                 let json = held.trim_start().trim_start_matches("<|python_tag|>");
-                match call(json, &self.tools, self.calls) {
-                    Some(c) if !self.released => {
-                        self.calls += 1;
-                        out.push(Piece::Call(c));
-                    }
-                    _ => self.text(&mut out, &held),
+                let json = json.to_owned();
+                match (!self.released).then(|| self.next_call(&json)).flatten() {
+                    Some(c) => out.push(c),
+                    None => self.text(&mut out, &held),
                 }
             }
         }
@@ -252,11 +264,11 @@ impl Splitter {
 }
 
 /// The assistant's message for `text` under `mode`, and whether it holds calls.
-pub fn message(text: String, mode: Mode, tools: &[Tool]) -> (Message, bool) {
+pub fn message(text: String, mode: Mode, tools: &[Tool], tag: &str) -> (Message, bool) {
     let Mode::Auto(format) = mode else {
         return (Message::text(Role::Assistant, text), false);
     };
-    let (content, calls) = parse(&text, format, tools);
+    let (content, calls) = parse(&text, format, tools, tag);
     let mut m = Message::text(Role::Assistant, content.unwrap_or_default());
     if calls.is_empty() {
         return (m, false);
@@ -276,11 +288,8 @@ pub fn delta(piece: Piece) -> Delta {
             content: Some(t),
             ..Delta::default()
         },
-        Piece::Call(c) => {
-            let index =
-                c.id.strip_prefix("call_")
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0);
+        Piece::Call(index, c) => {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
             Delta {
                 tool_calls: Some(vec![ToolCallDelta {
                     index,

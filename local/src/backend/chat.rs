@@ -51,14 +51,15 @@ impl ChatBackend for LocalBackend {
                     let mut usage = Usage::new(prompt_tokens, completion_tokens);
                     usage.compute_time = Some(compute);
                     let tools = request.tools.as_deref().unwrap_or_default();
-                    let (message, called) = tools::message(text, mode, tools);
+                    let id = self.next_id();
+                    let (message, called) = tools::message(text, mode, tools, call_tag(&id));
                     let finish = if called {
                         "tool_calls"
                     } else {
                         finish.as_str()
                     };
                     return Ok(ChatCompletion {
-                        id: self.next_id(),
+                        id,
                         object: "chat.completion".into(),
                         created: unix_now(),
                         model: self.opts.model_name.clone(),
@@ -81,11 +82,15 @@ impl ChatBackend for LocalBackend {
 
     async fn stream(&self, request: ChatRequest) -> Result<ChunkStream, BackendError> {
         let (rx, mode) = self.start(&request).await?;
+        let id = self.next_id();
         let splitter = match mode {
-            Mode::Auto(f) => Some(Splitter::new(f, request.tools.clone().unwrap_or_default())),
+            Mode::Auto(f) => Some(Splitter::new(
+                f,
+                request.tools.clone().unwrap_or_default(),
+                call_tag(&id),
+            )),
             Mode::Off => None,
         };
-        let id = self.next_id();
         let model = self.opts.model_name.clone();
         let created = unix_now();
         let chunk = move |delta: Delta, finish: Option<String>| {
@@ -156,4 +161,9 @@ impl ChatBackend for LocalBackend {
             .chain(rest)
             .boxed())
     }
+}
+
+/// The part of a completion id that makes its tool-call ids unique.
+fn call_tag(id: &str) -> &str {
+    id.trim_start_matches("chatcmpl-local-")
 }

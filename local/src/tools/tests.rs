@@ -16,12 +16,17 @@ const CALL: &str = r#"<tool_call>
 
 #[test]
 fn a_hermes_block_is_a_call_and_the_rest_is_text() {
-    let (content, calls) = parse(&format!("Let me check.\n{CALL}"), Format::Hermes, &tools());
+    let (content, calls) = parse(
+        &format!("Let me check.\n{CALL}"),
+        Format::Hermes,
+        &tools(),
+        "t",
+    );
     assert_eq!(content.as_deref(), Some("Let me check.\n"));
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].function.name, "get_weather");
     assert_eq!(calls[0].function.arguments, r#"{"city":"Paris"}"#);
-    assert_eq!(calls[0].id, "call_0");
+    assert_eq!(calls[0].id, "call_t_0");
 }
 
 #[test]
@@ -32,7 +37,7 @@ fn malformed_or_unknown_calls_stay_text() {
         "<tool_call>{\"name\": \"get_weather\", \"arguments\": \"Paris\"}</tool_call>",
         "<tool_call>{\"name\": \"get_weather\", \"arguments\": {}}",
     ] {
-        let (content, calls) = parse(bad, Format::Hermes, &tools());
+        let (content, calls) = parse(bad, Format::Hermes, &tools(), "t");
         assert!(calls.is_empty(), "{bad}");
         assert_eq!(content.as_deref(), Some(bad));
     }
@@ -41,9 +46,9 @@ fn malformed_or_unknown_calls_stay_text() {
 #[test]
 fn a_stream_split_anywhere_gives_the_same_pieces() {
     let text = format!("Sure <b>. {CALL} and {CALL}");
-    let (content, calls) = parse(&text, Format::Hermes, &tools());
+    let (content, calls) = parse(&text, Format::Hermes, &tools(), "t");
     for step in [1, 2, 3, 5, 7, 11] {
-        let mut s = Splitter::new(Format::Hermes, tools());
+        let mut s = Splitter::new(Format::Hermes, tools(), "t");
         let mut pieces = Vec::new();
         let chars: Vec<char> = text.chars().collect();
         for chunk in chars.chunks(step) {
@@ -54,26 +59,26 @@ fn a_stream_split_anywhere_gives_the_same_pieces() {
             .iter()
             .filter_map(|p| match p {
                 Piece::Text(t) => Some(t.as_str()),
-                Piece::Call(_) => None,
+                Piece::Call(..) => None,
             })
             .collect();
         let got_calls: Vec<&ToolCall> = pieces
             .iter()
             .filter_map(|p| match p {
-                Piece::Call(c) => Some(c),
+                Piece::Call(_, c) => Some(c),
                 Piece::Text(_) => None,
             })
             .collect();
         assert_eq!(Some(got_text.as_str()), content.as_deref(), "step {step}");
         assert_eq!(got_calls.len(), 2, "step {step}");
-        assert_eq!(got_calls[1].id, "call_1");
+        assert_eq!(got_calls[1].id, "call_t_1");
         assert_eq!(calls.len(), 2);
     }
 }
 
 #[test]
 fn text_is_released_as_it_comes_except_a_possible_tag() {
-    let mut s = Splitter::new(Format::Hermes, tools());
+    let mut s = Splitter::new(Format::Hermes, tools(), "t");
     assert_eq!(s.push("Hello wor"), vec![Piece::Text("Hello wor".into())]);
     // "<tool" might open a call: held back until it cannot.
     assert_eq!(s.push("ld <tool"), vec![Piece::Text("ld ".into())]);
@@ -87,6 +92,7 @@ fn llama3_json_is_a_call_only_when_it_is_the_whole_answer() {
         r#"{"name": "get_weather", "parameters": {"city": "Oslo"}}"#,
         Format::Llama3Json,
         &t,
+        "t",
     );
     assert_eq!(content, None);
     assert_eq!(calls[0].function.arguments, r#"{"city":"Oslo"}"#);
@@ -94,10 +100,11 @@ fn llama3_json_is_a_call_only_when_it_is_the_whole_answer() {
         r#"<|python_tag|>{"name": "get_weather", "parameters": {"city": "Oslo"}}"#,
         Format::Llama3Json,
         &t,
+        "t",
     );
     assert!(content.is_none() && calls.len() == 1);
     let prose = r#"The call would be {"name": "get_weather", "parameters": {}}"#;
-    let (content, calls) = parse(prose, Format::Llama3Json, &t);
+    let (content, calls) = parse(prose, Format::Llama3Json, &t, "t");
     assert!(calls.is_empty());
     assert_eq!(content.as_deref(), Some(prose));
 }
