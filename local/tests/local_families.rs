@@ -5,31 +5,22 @@
 //! The logits after a prefill and after one decode step must agree as they do for llama.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::{quantized_qwen2, quantized_qwen3};
-use sluicegate_local::model::{Arch, Llama, Step, WeightFormat};
+use common::{load_ours, ours_two_steps};
+use sluicegate_local::model::{Arch, Llama, WeightFormat};
 use sluicegate_local::testing::ggufs::{tiny_model, Mix, TINY};
 use sluicegate_local::testing::{compare_logits, say_kernel_paths, TestRng};
 
 fn ours(path: &Path, prompt: &[u32]) -> (Arch, Vec<f32>, Vec<f32>) {
-    let mut f = std::fs::File::open(path).unwrap();
-    let ct = gguf_file::Content::read(&mut f).unwrap();
-    let m = Llama::from_gguf(&ct, &mut f, WeightFormat::Q8_0).unwrap();
-    let (head, tail) = prompt.split_at(prompt.len() - 1);
-    let mut cache = m.new_cache();
-    let mut step = |tokens: &[u32]| {
-        let l = m
-            .forward(&mut [Step {
-                cache: &mut cache,
-                tokens,
-            }])
-            .unwrap();
-        Llama::row(&l, 0).unwrap()
-    };
-    (m.cfg.arch, step(head), step(tail))
+    let m = load_ours(path, WeightFormat::Q8_0);
+    let (prefill, decode) = ours_two_steps(&m, prompt);
+    (m.cfg.arch, prefill, decode)
 }
 
 /// Candle's model of `arch`: prefill logits, then decode logits.

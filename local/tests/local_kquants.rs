@@ -10,60 +10,14 @@
 //! text says whether that costs quality.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+mod common;
 
 use candle_core::quantized::gguf_file;
-use candle_core::{Device, Tensor};
-use candle_transformers::models::quantized_llama::ModelWeights;
-use sluicegate_local::model::{Llama, Step, WeightFormat};
+use common::{candle_two_steps, load_candle, load_ours, losses, ours_two_steps};
+use sluicegate_local::model::WeightFormat;
 use sluicegate_local::testing::ggufs::{smollm2_as, tiny_llama, Mix, TINY};
 use sluicegate_local::testing::{compare_logits, say_kernel_paths, TestRng};
 use sluicegate_local::tokenizer::GgufTokenizer;
-
-fn load_ours(path: &Path, format: WeightFormat) -> Llama {
-    let mut f = std::fs::File::open(path).unwrap();
-    let ct = gguf_file::Content::read(&mut f).unwrap();
-    Llama::from_gguf(&ct, &mut f, format).unwrap()
-}
-
-fn load_candle(path: &Path) -> ModelWeights {
-    let mut f = std::fs::File::open(path).unwrap();
-    let ct = gguf_file::Content::read(&mut f).unwrap();
-    ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap()
-}
-
-/// The logits after a prefill of all but the last token, then after decoding the last.
-fn ours_two_steps(m: &Llama, prompt: &[u32]) -> (Vec<f32>, Vec<f32>) {
-    let (head, tail) = prompt.split_at(prompt.len() - 1);
-    let mut cache = m.new_cache();
-    let mut step = |tokens: &[u32]| {
-        let l = m
-            .forward(&mut [Step {
-                cache: &mut cache,
-                tokens,
-            }])
-            .unwrap();
-        Llama::row(&l, 0).unwrap()
-    };
-    (step(head), step(tail))
-}
-
-fn candle_two_steps(m: &mut ModelWeights, prompt: &[u32]) -> (Vec<f32>, Vec<f32>) {
-    let (head, tail) = prompt.split_at(prompt.len() - 1);
-    let mut step = |tokens: &[u32], pos: usize| -> Vec<f32> {
-        let x = Tensor::new(tokens, &Device::Cpu)
-            .unwrap()
-            .unsqueeze(0)
-            .unwrap();
-        m.forward(&x, pos)
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_vec1()
-            .unwrap()
-    };
-    (step(head, 0), step(tail, head.len()))
-}
 
 /// Layouts whose matmuls are this crate's kernels, not candle's.
 fn ours_count(layouts: &std::collections::BTreeMap<String, usize>) -> (usize, usize) {
@@ -116,38 +70,6 @@ fn a_tiny_llama_in_every_format_matches_candle() {
     }
 }
 
-/// `-ln softmax(row)[next]`.
-fn loss(row: &[f32], next: u32) -> f64 {
-    let max = row.iter().copied().fold(f32::MIN, f32::max);
-    let sum: f64 = row.iter().map(|x| f64::from(x - max).exp()).sum();
-    f64::from(max) + sum.ln() - f64::from(row[next as usize])
-}
-
-/// Mean next-token loss over `ids`, token by token, ours and candle's.
-fn losses(path: &Path, ids: &[u32]) -> (f64, f64) {
-    let ours = load_ours(path, WeightFormat::Q8_0);
-    let mut theirs = load_candle(path);
-    let mut cache = ours.new_cache();
-    let (mut a, mut b) = (0.0, 0.0);
-    for (i, pair) in ids.windows(2).enumerate() {
-        let l = ours
-            .forward(&mut [Step {
-                cache: &mut cache,
-                tokens: &pair[..1],
-            }])
-            .unwrap();
-        a += loss(&Llama::row(&l, 0).unwrap(), pair[1]);
-        let x = Tensor::new(&pair[..1], &Device::Cpu)
-            .unwrap()
-            .unsqueeze(0)
-            .unwrap();
-        let l = theirs.forward(&x, i).unwrap();
-        b += loss(&l.squeeze(0).unwrap().to_vec1::<f32>().unwrap(), pair[1]);
-    }
-    let n = (ids.len() - 1) as f64;
-    (a / n, b / n)
-}
-
 #[test]
 fn smollm2_k_quants_predict_text_as_well_as_candle_does() {
     say_kernel_paths("smollm2_k_quants_predict_text_as_well_as_candle_does");
@@ -163,7 +85,7 @@ fn smollm2_k_quants_predict_text_as_well_as_candle_does() {
     let ct = gguf_file::Content::read(&mut f).unwrap();
     let ids = GgufTokenizer::from_gguf(&ct).unwrap().encode(text).unwrap();
     assert!(ids.len() > 80, "{} tokens", ids.len());
-    let (baseline, _) = losses(&source, &ids);
+    let (baseline, _) = losses(&source, &ids, WeightFormat::Q8_0);
     println!("SmolLM2 Q4_1 (as fetched): mean next-token loss {baseline:.4}");
     for mix in [Mix::Q4KM, Mix::Q6K, Mix::Q8_0] {
         let path = smollm2_as(mix);
@@ -171,7 +93,7 @@ fn smollm2_k_quants_predict_text_as_well_as_candle_does() {
         println!("SmolLM2 {}: layouts {layouts:?}", mix.name());
         let (fast, all) = ours_count(&layouts);
         assert_eq!(fast, all, "{}: {layouts:?}", mix.name());
-        let (ours, theirs) = losses(&path, &ids);
+        let (ours, theirs) = losses(&path, &ids, WeightFormat::Q8_0);
         println!(
             "SmolLM2 {}: mean next-token loss over {} tokens: ours {ours:.4}, candle {theirs:.4}",
             mix.name(),

@@ -18,10 +18,11 @@
 //! of MT-Bench questions: 3.4847 nats ours, 3.4852 candle.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use candle_core::quantized::gguf_file;
-use candle_core::{Device, Tensor};
-use candle_transformers::models::quantized_llama::ModelWeights;
-use sluicegate_local::model::{Llama, Step, WeightFormat};
+use common::{candle_two_steps, load_candle, load_ours, losses, ours_two_steps};
+use sluicegate_local::model::WeightFormat;
 use sluicegate_local::tokenizer::GgufTokenizer;
 
 use sluicegate_local::testing::smollm2_gguf as gguf;
@@ -39,53 +40,13 @@ fn logits_match_candle_quantized_llama() {
     let prompt: Vec<u32> = vec![
         1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198,
     ];
-    let (head, tail) = prompt.split_at(prompt.len() - 1);
     let path = gguf();
-
-    let mut f = std::fs::File::open(&path).unwrap();
-    let ct = gguf_file::Content::read(&mut f).unwrap();
-    let ours = Llama::from_gguf(&ct, &mut f, WeightFormat::AsStored).unwrap();
-    let mut cache = ours.new_cache();
-    let l = ours
-        .forward(&mut [Step {
-            cache: &mut cache,
-            tokens: head,
-        }])
-        .unwrap();
-    let ours_prefill = Llama::row(&l, 0).unwrap();
-    let l = ours
-        .forward(&mut [Step {
-            cache: &mut cache,
-            tokens: tail,
-        }])
-        .unwrap();
-    let ours_decode = Llama::row(&l, 0).unwrap();
-
-    let mut f = std::fs::File::open(&path).unwrap();
-    let ct = gguf_file::Content::read(&mut f).unwrap();
-    let mut theirs = ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
-    let x = Tensor::new(head, &Device::Cpu)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
-    let l = theirs.forward(&x, 0).unwrap();
-    let theirs_prefill: Vec<f32> = l.squeeze(0).unwrap().to_vec1().unwrap();
-    let x = Tensor::new(tail, &Device::Cpu)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
-    let l = theirs.forward(&x, head.len()).unwrap();
-    let theirs_decode: Vec<f32> = l.squeeze(0).unwrap().to_vec1().unwrap();
+    let ours = load_ours(&path, WeightFormat::AsStored);
+    let (ours_prefill, ours_decode) = ours_two_steps(&ours, &prompt);
+    let (theirs_prefill, theirs_decode) = candle_two_steps(&mut load_candle(&path), &prompt);
 
     compare("prefill", &ours_prefill, &theirs_prefill);
     compare("decode", &ours_decode, &theirs_decode);
-}
-
-/// `-ln softmax(row)[next]`.
-fn loss(row: &[f32], next: u32) -> f64 {
-    let max = row.iter().copied().fold(f32::MIN, f32::max);
-    let sum: f64 = row.iter().map(|x| f64::from(x - max).exp()).sum();
-    f64::from(max) + sum.ln() - f64::from(row[next as usize])
 }
 
 #[test]
@@ -104,30 +65,8 @@ fn next_token_loss_matches_candle_quantized_llama() {
     let tok = GgufTokenizer::from_gguf(&ct).unwrap();
     let ids = tok.encode(text).unwrap();
     assert!(ids.len() > 100, "{} tokens", ids.len());
-    let ours = Llama::from_gguf(&ct, &mut f, WeightFormat::AsStored).unwrap();
-    let mut f = std::fs::File::open(&path).unwrap();
-    let ct = gguf_file::Content::read(&mut f).unwrap();
-    let mut theirs = ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
-
-    let mut cache = ours.new_cache();
-    let (mut a, mut b) = (0.0, 0.0);
-    for (i, pair) in ids.windows(2).enumerate() {
-        let l = ours
-            .forward(&mut [Step {
-                cache: &mut cache,
-                tokens: &pair[..1],
-            }])
-            .unwrap();
-        a += loss(&Llama::row(&l, 0).unwrap(), pair[1]);
-        let x = Tensor::new(&pair[..1], &Device::Cpu)
-            .unwrap()
-            .unsqueeze(0)
-            .unwrap();
-        let l = theirs.forward(&x, i).unwrap();
-        b += loss(&l.squeeze(0).unwrap().to_vec1::<f32>().unwrap(), pair[1]);
-    }
-    let n = (ids.len() - 1) as f64;
-    let (ours, theirs) = (a / n, b / n);
+    let n = ids.len() - 1;
+    let (ours, theirs) = losses(&path, &ids, WeightFormat::AsStored);
     println!("mean next-token loss over {n} tokens: ours {ours:.4}, candle {theirs:.4}");
     assert!(
         (ours - theirs).abs() <= 0.03,

@@ -1,0 +1,88 @@
+//! Shared by the model tests: our forward pass and candle's `quantized_llama` on one GGUF file,
+//! step by step, and the mean next-token loss of a text under each.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::models::quantized_llama::ModelWeights;
+use sluicegate_local::model::{Llama, Step, WeightFormat};
+
+pub fn load_ours(path: &Path, format: WeightFormat) -> Llama {
+    let mut f = std::fs::File::open(path).unwrap();
+    let ct = gguf_file::Content::read(&mut f).unwrap();
+    Llama::from_gguf(&ct, &mut f, format).unwrap()
+}
+
+pub fn load_candle(path: &Path) -> ModelWeights {
+    let mut f = std::fs::File::open(path).unwrap();
+    let ct = gguf_file::Content::read(&mut f).unwrap();
+    ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap()
+}
+
+/// The logits after a prefill of all but the last token, then after decoding the last.
+pub fn ours_two_steps(m: &Llama, prompt: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    let (head, tail) = prompt.split_at(prompt.len() - 1);
+    let mut cache = m.new_cache();
+    let mut step = |tokens: &[u32]| {
+        let l = m
+            .forward(&mut [Step {
+                cache: &mut cache,
+                tokens,
+            }])
+            .unwrap();
+        Llama::row(&l, 0).unwrap()
+    };
+    (step(head), step(tail))
+}
+
+pub fn candle_two_steps(m: &mut ModelWeights, prompt: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    let (head, tail) = prompt.split_at(prompt.len() - 1);
+    let mut step = |tokens: &[u32], pos: usize| -> Vec<f32> {
+        let x = Tensor::new(tokens, &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        m.forward(&x, pos)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    (step(head, 0), step(tail, head.len()))
+}
+
+/// `-ln softmax(row)[next]`.
+pub fn loss(row: &[f32], next: u32) -> f64 {
+    let max = row.iter().copied().fold(f32::MIN, f32::max);
+    let sum: f64 = row.iter().map(|x| f64::from(x - max).exp()).sum();
+    f64::from(max) + sum.ln() - f64::from(row[next as usize])
+}
+
+/// Mean next-token loss over `ids`, token by token, ours (weights held as `format`) and
+/// candle's.
+pub fn losses(path: &Path, ids: &[u32], format: WeightFormat) -> (f64, f64) {
+    let ours = load_ours(path, format);
+    let mut theirs = load_candle(path);
+    let mut cache = ours.new_cache();
+    let (mut a, mut b) = (0.0, 0.0);
+    for (i, pair) in ids.windows(2).enumerate() {
+        let l = ours
+            .forward(&mut [Step {
+                cache: &mut cache,
+                tokens: &pair[..1],
+            }])
+            .unwrap();
+        a += loss(&Llama::row(&l, 0).unwrap(), pair[1]);
+        let x = Tensor::new(&pair[..1], &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let l = theirs.forward(&x, i).unwrap();
+        b += loss(&l.squeeze(0).unwrap().to_vec1::<f32>().unwrap(), pair[1]);
+    }
+    let n = (ids.len() - 1) as f64;
+    (a / n, b / n)
+}
