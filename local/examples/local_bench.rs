@@ -179,7 +179,8 @@ fn ours(path: &std::path::Path, format: WeightFormat) -> Numbers {
 /// `ffn_down`), in the engine's default format (Q8_0 at load). All of a model's files are
 /// loaded at once and measured in turn, round after round, so that the machine's noise falls
 /// on all of them alike: medians of `ROUNDS` rounds, and each format's decode rate as a share
-/// of Q8_0's (the median of the rounds' ratios). Candle runs the Q4_K_M file once, for
+/// of Q8_0's (the median of the rounds' ratios). On a CPU with AVX-512, Q8_0 and Q4_K_M run
+/// again with the kernels kept to AVX2 (`kernels::force_avx2`). Candle runs the Q4_K_M file once, for
 /// reference.
 fn formats(baselines: bool) {
     use sluicegate_local::testing::ggufs::{random_llama, smollm2_as, Mix, BENCH};
@@ -196,22 +197,30 @@ fn formats(baselines: bool) {
     };
     let ids = prompt_ids();
     for (model, file) in files {
-        let loaded: Vec<(Mix, Llama)> = mixes
+        // Each file in the engine's default kernels, and (on a CPU with AVX-512) Q8_0 and
+        // Q4_K_M again kept to AVX2: what a CPU without AVX-512 gets.
+        let avx512 = sluicegate_local::kernels::simd_paths().contains(&"avx512f");
+        let mut runs: Vec<(Mix, bool)> = mixes.iter().map(|&m| (m, false)).collect();
+        if avx512 {
+            runs.extend([(Mix::Q8_0, true), (Mix::Q4KM, true)]);
+        }
+        let loaded: Vec<(Mix, bool, Llama)> = runs
             .iter()
-            .map(|&mix| {
+            .map(|&(mix, avx2)| {
                 let path = file(mix);
                 let mut f = std::fs::File::open(&path).unwrap();
                 let ct = gguf_file::Content::read(&mut f).unwrap();
-                (
-                    mix,
-                    Llama::from_gguf(&ct, &mut f, WeightFormat::Q8_0).unwrap(),
-                )
+                sluicegate_local::kernels::force_avx2(avx2);
+                let m = Llama::from_gguf(&ct, &mut f, WeightFormat::Q8_0).unwrap();
+                sluicegate_local::kernels::force_avx2(false);
+                (mix, avx2, m)
             })
             .collect();
-        let mut ttft = vec![Vec::new(); mixes.len()];
-        let mut decode = vec![Vec::new(); mixes.len()];
+        let mut ttft = vec![Vec::new(); loaded.len()];
+        let mut decode = vec![Vec::new(); loaded.len()];
         for _ in 0..ROUNDS {
-            for (i, (_, m)) in loaded.iter().enumerate() {
+            for (i, (_, avx2, m)) in loaded.iter().enumerate() {
+                sluicegate_local::kernels::force_avx2(*avx2);
                 let mut cache = m.new_cache();
                 let t = Instant::now();
                 let logits = m
@@ -222,19 +231,20 @@ fn formats(baselines: bool) {
                     .unwrap();
                 ttft[i].push(t.elapsed().as_secs_f64() * 1000.0);
                 decode[i].push(decode_alone(m, &mut cache, &logits));
+                sluicegate_local::kernels::force_avx2(false);
             }
         }
         println!("{model}: medians of {ROUNDS} rounds (200-token prompt, {DECODE} decoded)");
-        for (i, (mix, m)) in loaded.iter().enumerate() {
+        for (i, (mix, avx2, m)) in loaded.iter().enumerate() {
             let mut ratios: Vec<f64> = decode[i]
                 .iter()
                 .zip(&decode[0])
                 .map(|(a, b)| a / b)
                 .collect();
             let layouts = m.layouts();
+            let name = format!("{}{}", mix.name(), if *avx2 { " AVX2" } else { "" });
             println!(
-                "  {:<7} TTFT(200) {:>7.1} ms   decode {:>6.1} tok/s   {:>4.0}% of Q8_0's   {layouts:?}",
-                mix.name(),
+                "  {name:<12} TTFT(200) {:>7.1} ms   decode {:>6.1} tok/s   {:>4.0}% of Q8_0's   {layouts:?}",
                 median(&mut ttft[i]),
                 median(&mut decode[i]),
                 median(&mut ratios) * 100.0

@@ -49,9 +49,9 @@ pub fn smollm2_gguf() -> PathBuf {
 /// unit tests check each path against its oracle.
 pub fn say_kernel_paths(test: &str) {
     let paths = crate::kernels::simd_paths();
-    let forced = std::env::var("SLUICEGATE_LOCAL_KERNEL").is_ok_and(|v| v == "avx2");
+    let forced = crate::kernels::avx2_only();
     let note = if forced {
-        " (SLUICEGATE_LOCAL_KERNEL=avx2: no VNNI layout)"
+        " (SLUICEGATE_LOCAL_KERNEL=avx2: AVX2 and portable kernels only)"
     } else {
         ""
     };

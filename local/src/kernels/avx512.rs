@@ -2,9 +2,10 @@
 
 use std::arch::x86_64::*;
 
-/// Whether the CPU has AVX-512F, all these kernels need (detected once by std, then cached).
+/// Whether the CPU has AVX-512F, all these kernels need (detected once by std, then cached),
+/// and the kernels are not kept to AVX2 ([`super::avx2_only`]).
 pub fn available() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
+    std::arch::is_x86_feature_detected!("avx512f") && !super::avx2_only()
 }
 
 /// `out[i] = silu(g[i]) · u[i]` (`silu(g) = g / (1 + e^-g)`), when the CPU has AVX-512F;

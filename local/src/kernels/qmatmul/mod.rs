@@ -119,12 +119,12 @@ impl QLinear {
     }
 
     /// The layer in the fastest layout this CPU runs: block weights are repacked for the
-    /// AVX-512 VNNI kernels when the CPU has them, unless `SLUICEGATE_LOCAL_KERNEL=avx2` (for
-    /// comparing kernels in a benchmark).
+    /// AVX-512 VNNI kernels when the CPU has them, unless the kernels are kept to AVX2
+    /// ([`super::avx2_only`], for measuring what a CPU without AVX-512 gets).
     pub fn prepare(self) -> QLinear {
         #[cfg(target_arch = "x86_64")]
         if let Weights::Blocks(kind, b) = &self.w {
-            let wanted = std::env::var("SLUICEGATE_LOCAL_KERNEL").map_or(true, |v| v != "avx2");
+            let wanted = !super::avx2_only();
             if wanted && vnni::available() {
                 return QLinear {
                     rows: self.rows,
