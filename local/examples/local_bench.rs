@@ -110,26 +110,26 @@ fn decode_alone(m: &Llama, cache: &mut SeqCache, prompt_logits: &Tensor) -> f64 
     DECODE as f64 / t.elapsed().as_secs_f64()
 }
 
-fn ours(path: &std::path::Path, format: WeightFormat) -> Numbers {
-    let mut f = std::fs::File::open(path).unwrap();
-    let ct = gguf_file::Content::read(&mut f).unwrap();
-    let m = Llama::from_gguf(&ct, &mut f, format).unwrap();
-    let ids = prompt_ids();
-    let mut warm = m.new_cache();
-    m.forward(&mut [Step {
-        cache: &mut warm,
-        tokens: &ids,
-    }])
-    .unwrap();
+/// A new sequence's prefill of `ids`: its cache, the last token's logits and the seconds taken.
+fn prefill(m: &Llama, ids: &[u32]) -> (SeqCache, Tensor, f64) {
     let mut cache = m.new_cache();
     let t = Instant::now();
     let logits = m
         .forward(&mut [Step {
             cache: &mut cache,
-            tokens: &ids,
+            tokens: ids,
         }])
         .unwrap();
-    let prompt_s = t.elapsed().as_secs_f64();
+    (cache, logits, t.elapsed().as_secs_f64())
+}
+
+fn ours(path: &std::path::Path, format: WeightFormat) -> Numbers {
+    let mut f = std::fs::File::open(path).unwrap();
+    let ct = gguf_file::Content::read(&mut f).unwrap();
+    let m = Llama::from_gguf(&ct, &mut f, format).unwrap();
+    let ids = prompt_ids();
+    prefill(&m, &ids); // warm-up
+    let (mut cache, logits, prompt_s) = prefill(&m, &ids);
     let decode_tps = decode_alone(&m, &mut cache, &logits);
     // One sequence after a 32-token prompt: the like-for-like single stream for the batch.
     let mut one = m.new_cache();
@@ -221,15 +221,8 @@ fn formats(baselines: bool) {
         for _ in 0..ROUNDS {
             for (i, (_, avx2, m)) in loaded.iter().enumerate() {
                 sluicegate_local::kernels::force_avx2(*avx2);
-                let mut cache = m.new_cache();
-                let t = Instant::now();
-                let logits = m
-                    .forward(&mut [Step {
-                        cache: &mut cache,
-                        tokens: &ids,
-                    }])
-                    .unwrap();
-                ttft[i].push(t.elapsed().as_secs_f64() * 1000.0);
+                let (mut cache, logits, secs) = prefill(m, &ids);
+                ttft[i].push(secs * 1000.0);
                 decode[i].push(decode_alone(m, &mut cache, &logits));
                 sluicegate_local::kernels::force_avx2(false);
             }

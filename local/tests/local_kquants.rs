@@ -13,7 +13,7 @@
 mod common;
 
 use candle_core::quantized::gguf_file;
-use common::{candle_two_steps, load_candle, load_ours, losses, ours_two_steps};
+use common::{candle_two_steps, load_candle, load_ours, losses, ours_two_steps, PROSE};
 use sluicegate_local::model::WeightFormat;
 use sluicegate_local::testing::ggufs::{smollm2_as, tiny_llama, Mix, TINY};
 use sluicegate_local::testing::{compare_logits, say_kernel_paths, TestRng};
@@ -73,12 +73,7 @@ fn a_tiny_llama_in_every_format_matches_candle() {
 #[test]
 fn smollm2_k_quants_predict_text_as_well_as_candle_does() {
     say_kernel_paths("smollm2_k_quants_predict_text_as_well_as_candle_does");
-    let text = "The harbour town woke early. By six the fishing boats had left, and the baker \
-        on Quay Street had sold his first forty loaves. Tourists would not arrive until the \
-        ferry at ten, so for a few hours the streets belonged to the people who lived there.\n\n\
-        To compute the area of a circle, square the radius and multiply by pi. A circle with \
-        a radius of 3 metres therefore covers about 28.27 square metres. Doubling the radius \
-        makes the area four times larger.";
+    let text = PROSE;
     // The fetched Q4_1 file, which the others were made from, is the baseline.
     let source = sluicegate_local::testing::smollm2_gguf();
     let mut f = std::fs::File::open(&source).unwrap();

@@ -21,7 +21,7 @@
 mod common;
 
 use candle_core::quantized::gguf_file;
-use common::{candle_two_steps, load_candle, load_ours, losses, ours_two_steps};
+use common::{candle_two_steps, load_candle, load_ours, losses, ours_two_steps, PROSE};
 use sluicegate_local::model::WeightFormat;
 use sluicegate_local::tokenizer::GgufTokenizer;
 
@@ -52,18 +52,15 @@ fn logits_match_candle_quantized_llama() {
 #[test]
 fn next_token_loss_matches_candle_quantized_llama() {
     say_kernel_paths("next_token_loss_matches_candle_quantized_llama");
-    let text = "The harbour town woke early. By six the fishing boats had left, and the baker \
-        on Quay Street had sold his first forty loaves. Tourists would not arrive until the \
-        ferry at ten, so for a few hours the streets belonged to the people who lived there.\n\n\
-        To compute the area of a circle, square the radius and multiply by pi. A circle with \
-        a radius of 3 metres therefore covers about 28.27 square metres. Doubling the radius \
-        makes the area four times larger.\n\nWrite a short email to your manager asking for \
-        two days of leave next month, and explain who will cover your work while you are away.";
+    let text = format!(
+        "{PROSE}\n\nWrite a short email to your manager asking for two days of leave next \
+         month, and explain who will cover your work while you are away."
+    );
     let path = gguf();
     let mut f = std::fs::File::open(&path).unwrap();
     let ct = gguf_file::Content::read(&mut f).unwrap();
     let tok = GgufTokenizer::from_gguf(&ct).unwrap();
-    let ids = tok.encode(text).unwrap();
+    let ids = tok.encode(&text).unwrap();
     assert!(ids.len() > 100, "{} tokens", ids.len());
     let n = ids.len() - 1;
     let (ours, theirs) = losses(&path, &ids, WeightFormat::AsStored);

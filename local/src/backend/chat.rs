@@ -48,16 +48,11 @@ impl ChatBackend for LocalBackend {
                     completion_tokens,
                     compute,
                 }) => {
-                    let mut usage = Usage::new(prompt_tokens, completion_tokens);
-                    usage.compute_time = Some(compute);
+                    let usage = usage(prompt_tokens, completion_tokens, compute);
                     let tools = request.tools.as_deref().unwrap_or_default();
                     let id = self.next_id();
                     let (message, called) = tools::message(text, mode, tools, call_tag(&id));
-                    let finish = if called {
-                        "tool_calls"
-                    } else {
-                        finish.as_str()
-                    };
+                    let finish = finish_reason(called, finish.as_str());
                     return Ok(ChatCompletion {
                         id,
                         object: "chat.completion".into(),
@@ -66,7 +61,7 @@ impl ChatBackend for LocalBackend {
                         choices: vec![Choice {
                             index: 0,
                             message,
-                            finish_reason: Some(finish.into()),
+                            finish_reason: Some(finish),
                             logprobs: None,
                             extra: Default::default(),
                         }],
@@ -136,17 +131,11 @@ impl ChatBackend for LocalBackend {
                             .map(|p| Ok(chunk(tools::delta(p), None)))
                             .collect();
                         let called = splitter.as_ref().is_some_and(|s| s.calls() > 0);
-                        let finish = if called {
-                            "tool_calls"
-                        } else {
-                            finish.as_str()
-                        };
-                        let last = chunk(Delta::default(), Some(finish.into()));
+                        let finish = finish_reason(called, finish.as_str());
+                        let last = chunk(Delta::default(), Some(finish));
                         let mut usage = chunk(Delta::default(), None);
                         usage.choices.clear();
-                        let mut u = Usage::new(prompt_tokens, completion_tokens);
-                        u.compute_time = Some(compute);
-                        usage.usage = Some(u);
+                        usage.usage = Some(self::usage(prompt_tokens, completion_tokens, compute));
                         items.extend([Ok(last), Ok(usage)]);
                         items
                     }
@@ -166,4 +155,16 @@ impl ChatBackend for LocalBackend {
 /// The part of a completion id that makes its tool-call ids unique.
 fn call_tag(id: &str) -> &str {
     id.trim_start_matches("chatcmpl-local-")
+}
+
+/// An answer's usage, with the model time it took.
+fn usage(prompt_tokens: u32, completion_tokens: u32, compute: std::time::Duration) -> Usage {
+    let mut u = Usage::new(prompt_tokens, completion_tokens);
+    u.compute_time = Some(compute);
+    u
+}
+
+/// `tool_calls` when the answer holds calls, else the engine's reason.
+fn finish_reason(called: bool, finish: &str) -> String {
+    if called { "tool_calls" } else { finish }.to_owned()
 }

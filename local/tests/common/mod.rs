@@ -9,6 +9,15 @@ use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
 use sluicegate_local::model::{Llama, Step, WeightFormat};
 
+/// Plain English prose, for the next-token loss.
+pub const PROSE: &str =
+    "The harbour town woke early. By six the fishing boats had left, and the baker \
+        on Quay Street had sold his first forty loaves. Tourists would not arrive until the \
+        ferry at ten, so for a few hours the streets belonged to the people who lived there.\n\n\
+        To compute the area of a circle, square the radius and multiply by pi. A circle with \
+        a radius of 3 metres therefore covers about 28.27 square metres. Doubling the radius \
+        makes the area four times larger.";
+
 pub fn load_ours(path: &Path, format: WeightFormat) -> Llama {
     let mut f = std::fs::File::open(path).unwrap();
     let ct = gguf_file::Content::read(&mut f).unwrap();

@@ -76,7 +76,7 @@ pub fn random_llama(name: &str, s: TinySizes, mix: Mix) -> PathBuf {
 /// A model of architecture `arch` and sizes `s` with seeded random weights, quantised as
 /// `mix`, cached as `name`.
 pub fn random_model(name: &str, arch: &str, s: TinySizes, mix: Mix) -> PathBuf {
-    random_model_with(name, arch, s, mix, Vec::new)
+    random_model_with(name, arch, mix, move || (s, Vec::new()))
 }
 
 /// A tiny chat model of architecture `arch` (random weights) with a real family's tokenizer
@@ -85,28 +85,25 @@ pub fn random_model(name: &str, arch: &str, s: TinySizes, mix: Mix) -> PathBuf {
 /// by `scripts/fetch-models`). Its answers are noise; its prompt, special and end tokens are
 /// the family's.
 pub fn tiny_chat_model(arch: &str, vocab: &str, template: &str, mix: Mix) -> PathBuf {
-    let dir = models_dir().join("llama-vocab");
-    let vocab_path = dir.join(format!("ggml-vocab-{vocab}.gguf"));
-    let template_path = dir.join(format!("templates/{template}.jinja"));
-    fn missing(p: &std::path::Path, e: std::io::Error) -> ! {
-        panic!("{}: {e}: run scripts/fetch-models", p.display())
-    }
-    let mut f = std::fs::File::open(&vocab_path).unwrap_or_else(|e| missing(&vocab_path, e));
-    let ct = candle_core::quantized::gguf_file::Content::read(&mut f)
-        .unwrap_or_else(|e| panic!("{}: {e}", vocab_path.display()));
-    let n_vocab = ct
-        .metadata
-        .get("tokenizer.ggml.tokens")
-        .and_then(|v| v.to_vec().ok())
-        .map_or(0, Vec::len);
-    let chat_template =
-        std::fs::read_to_string(&template_path).unwrap_or_else(|e| missing(&template_path, e));
-    let sizes = TinySizes {
-        vocab: n_vocab,
-        ..TINY
-    };
     let name = format!("tiny-{arch}-chat-{vocab}");
-    random_model_with(&name, arch, sizes, mix, move || {
+    // The vocabulary and template are read only when the file is made.
+    random_model_with(&name, arch, mix, || {
+        let dir = models_dir().join("llama-vocab");
+        let vocab_path = dir.join(format!("ggml-vocab-{vocab}.gguf"));
+        let template_path = dir.join(format!("templates/{template}.jinja"));
+        fn missing(p: &std::path::Path, e: std::io::Error) -> ! {
+            panic!("{}: {e}: run scripts/fetch-models", p.display())
+        }
+        let mut f = std::fs::File::open(&vocab_path).unwrap_or_else(|e| missing(&vocab_path, e));
+        let ct = candle_core::quantized::gguf_file::Content::read(&mut f)
+            .unwrap_or_else(|e| panic!("{}: {e}", vocab_path.display()));
+        let n_vocab = ct
+            .metadata
+            .get("tokenizer.ggml.tokens")
+            .and_then(|v| v.to_vec().ok())
+            .map_or(0, Vec::len);
+        let chat_template =
+            std::fs::read_to_string(&template_path).unwrap_or_else(|e| missing(&template_path, e));
         let mut md: Vec<(String, Value)> = ct
             .metadata
             .into_iter()
@@ -116,19 +113,25 @@ pub fn tiny_chat_model(arch: &str, vocab: &str, template: &str, mix: Mix) -> Pat
             "tokenizer.chat_template".into(),
             Value::String(chat_template),
         ));
-        md
+        let sizes = TinySizes {
+            vocab: n_vocab,
+            ..TINY
+        };
+        (sizes, md)
     })
 }
 
+/// A model cached as `name`, made (when not cached) with the sizes and extra metadata that
+/// `make` gives.
 fn random_model_with(
     name: &str,
     arch: &str,
-    s: TinySizes,
     mix: Mix,
-    extra: impl FnOnce() -> Vec<(String, Value)>,
+    make: impl FnOnce() -> (TinySizes, Vec<(String, Value)>),
 ) -> PathBuf {
     let path = models_dir().join(format!("test-ggufs/{name}.{}.v{VERSION}.gguf", mix.name()));
     write_once(path, || {
+        let (s, extra) = make();
         let mut g = TestRng::new(2026);
         let (q, kv) = (s.n_head * s.head_dim, s.n_kv_head * s.head_dim);
         // Weights of about the scale a trained model has (rows of unit-ish norm), so that
@@ -191,7 +194,7 @@ fn random_model_with(
             (k("attention.layer_norm_rms_epsilon"), Value::F32(1e-6)),
             (k("rope.freq_base"), Value::F32(10_000.0)),
         ];
-        let metadata = metadata.into_iter().chain(extra()).collect();
+        let metadata = metadata.into_iter().chain(extra).collect();
         (metadata, tensors)
     })
 }
