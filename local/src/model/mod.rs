@@ -1,7 +1,7 @@
-//! A llama-style forward pass (llama, Qwen2, Qwen3: [`Arch`]) over quantized GGUF weights that runs several sequences in
-//! one step: the projections and the MLP of every sequence's new tokens go through one matmul
-//! per weight (weights are read once per step, whatever the batch), attention runs per sequence
-//! against that sequence's own KV cache. Prefill (many tokens of one sequence) and decode (one
+//! A llama-style forward pass (llama, Qwen2, Qwen3: [`Arch`]) over quantized GGUF weights that
+//! runs several sequences in one step: the projections and the MLP of every sequence's new
+//! tokens go through one matmul per weight (weights are read once per step, whatever the
+//! batch), attention runs per sequence against that sequence's own KV cache. Prefill (many tokens of one sequence) and decode (one
 //! token each of many sequences) are the same call.
 //!
 //! The weights stay in their GGUF block format ([`qmatmul::QLinear`]); Q4_1, Q4_K (as Q4_1)
