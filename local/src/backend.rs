@@ -11,6 +11,7 @@ use sluicegate_wire::{unix_now, ChatRequest, Message, Tool};
 use sluicegate_wire::{BackendError, ChatBackend, Health};
 
 use crate::engine::{Engine, EngineConfig, Event, Job, SamplingParams, SubmitError};
+use crate::grammar::Constraint;
 use crate::params::{self, invalid};
 use crate::template::ChatTemplate;
 use crate::tokenizer::GgufTokenizer;
@@ -218,8 +219,8 @@ impl LocalBackend {
             self.prompter.tools,
         )?;
         let rendered = match mode {
-            Mode::Auto(_) => request.tools.clone(),
             Mode::Off => None,
+            _ => request.tools.clone(),
         };
         Ok((mode, rendered))
     }
@@ -256,12 +257,16 @@ impl LocalBackend {
                 });
             }
         }
+        let constraint = mode
+            .grammar(request.tools.as_deref().unwrap_or_default())
+            .map(|g| Constraint::new(Arc::new(g), self.prompter.tokenizer.pieces.clone()));
         let (events, rx) = unbounded_channel();
         let job = Job {
             prompt: prepared.prompt,
             sampling: prepared.sampling,
             max_tokens: prepared.max_tokens,
             stop: prepared.stop,
+            constraint,
             events,
         };
         match self.engine.submit(job) {

@@ -24,6 +24,7 @@
 pub mod backend;
 pub mod defaults;
 pub mod engine;
+pub mod grammar;
 pub mod kernels;
 pub mod kv;
 pub mod model;

@@ -6,8 +6,11 @@
 //! Phi-3), [`spm`]. Control tokens (`token_type` 3) are special tokens and user-defined ones
 //! (4) are matched whole, both before anything else. Anything else is refused, naming it.
 
+mod pieces;
 mod pre;
 mod spm;
+
+pub use pieces::Pieces;
 
 use std::collections::HashMap;
 
@@ -32,6 +35,8 @@ pub struct GgufTokenizer {
     pub eos: Vec<u32>,
     pub bos_token: Option<String>,
     pub eos_token: Option<String>,
+    /// The bytes of each token, for constrained decoding.
+    pub pieces: Pieces,
 }
 
 fn meta<'a>(ct: &'a Content, key: &str) -> Result<&'a Value, LocalError> {
@@ -164,6 +169,7 @@ impl GgufTokenizer {
             eos,
             bos_token: name_of(bos_id),
             eos_token: name_of(eos_id),
+            pieces: pieces::pieces(&model, &tokens, &types),
         })
     }
 

@@ -6,11 +6,13 @@
 //!
 //! A call is only a call when it is well formed: valid JSON, a `name` among the request's
 //! tools and an object of arguments. Anything else stays text, so malformed output is never
-//! passed off as a call. Output cannot be constrained yet, so `tool_choice` `"required"` or a
-//! named function is refused with a 400 rather than silently not honoured; a model whose
-//! template renders no tools answers `"auto"` requests in text.
+//! passed off as a call. `tool_choice` `"required"` or a named function constrains the output
+//! ([`grammar`]) to one call in the model's format, to any of the tools or to the named one,
+//! with a JSON object of arguments (not checked against the tool's schema); a model whose
+//! template renders no tools answers `"auto"` in text and refuses those with a 400.
 
 use serde_json::Value;
+
 use sluicegate_wire::{
     BackendError, Delta, FunctionCall, FunctionCallDelta, Message, Role, Tool, ToolCall,
     ToolCallDelta,
@@ -45,12 +47,26 @@ impl Format {
 }
 
 /// What a request asks of the tools.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     /// No tools, or `tool_choice: "none"`: the tools are not rendered and nothing is parsed.
     Off,
     /// The model may call tools: they are rendered and its output is parsed.
     Auto(Format),
+    /// The model must call one of the tools (`"required"`): its output is constrained.
+    Required(Format),
+    /// The model must call this function: its output is constrained.
+    Named(Format, String),
+}
+
+impl Mode {
+    /// The format the output is parsed in, unless tools are off.
+    pub fn format(&self) -> Option<Format> {
+        match self {
+            Mode::Off => None,
+            Mode::Auto(f) | Mode::Required(f) | Mode::Named(f, _) => Some(*f),
+        }
+    }
 }
 
 fn refuse(message: String, code: &str) -> BackendError {
@@ -68,27 +84,65 @@ pub fn mode(
     choice: Option<&Value>,
     format: Option<Format>,
 ) -> Result<Mode, BackendError> {
-    let has_tools = tools.is_some_and(|t| !t.is_empty());
-    match choice {
-        None | Some(Value::Null) => {}
+    let tools = tools.unwrap_or_default();
+    let forced = match choice {
+        None | Some(Value::Null) => None,
         Some(Value::String(s)) if s == "none" => return Ok(Mode::Off),
-        Some(Value::String(s)) if s == "auto" => {}
+        Some(Value::String(s)) if s == "auto" => None,
+        Some(Value::String(s)) if s == "required" => Some(None),
+        Some(v) if v.get("type").and_then(Value::as_str) == Some("function") => {
+            match v.pointer("/function/name").and_then(Value::as_str) {
+                Some(name) => Some(Some(name.to_owned())),
+                None => {
+                    return Err(refuse(
+                        format!("tool_choice {v} names no function"),
+                        "invalid_tool_choice",
+                    ))
+                }
+            }
+        }
         Some(other) => {
             return Err(refuse(
                 format!(
-                    "tool_choice {other} is not supported by the local backend: it cannot \
-                     constrain the model's output yet; send \"auto\" or \"none\""
+                    "tool_choice {other} is not supported: send \"none\", \"auto\", \
+                     \"required\" or {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}"
                 ),
                 "unsupported_tool_choice",
             ))
         }
+    };
+    let Some(forced) = forced else {
+        // A template that renders no tools cannot show them to the model: under "auto" it
+        // answers in text, as a model that chose not to call one would.
+        return Ok(match format {
+            Some(f) if !tools.is_empty() => Mode::Auto(f),
+            _ => Mode::Off,
+        });
+    };
+    if tools.is_empty() {
+        return Err(refuse(
+            "tool_choice asks for a call but the request has no tools".into(),
+            "invalid_tool_choice",
+        ));
     }
-    if !has_tools {
-        return Ok(Mode::Off);
-    }
-    // A template that renders no tools cannot show them to the model: under "auto" it
-    // answers in text, as a model that chose not to call one would.
-    Ok(format.map_or(Mode::Off, Mode::Auto))
+    let Some(format) = format else {
+        return Err(refuse(
+            "tool_choice asks for a call but this local model's chat template renders no \
+             tools; send \"auto\" or \"none\", or route the request to a model that calls tools"
+                .into(),
+            "unsupported_tool_choice",
+        ));
+    };
+    Ok(match forced {
+        None => Mode::Required(format),
+        Some(name) if tools.iter().any(|t| t.function.name == name) => Mode::Named(format, name),
+        Some(name) => {
+            return Err(refuse(
+                format!("tool_choice names function {name:?}, which is not among the tools"),
+                "invalid_tool_choice",
+            ))
+        }
+    })
 }
 
 /// A call when `json` is one: an object with a known `name` and an object of arguments
@@ -264,8 +318,8 @@ impl Splitter {
 }
 
 /// The assistant's message for `text` under `mode`, and whether it holds calls.
-pub fn message(text: String, mode: Mode, tools: &[Tool], tag: &str) -> (Message, bool) {
-    let Mode::Auto(format) = mode else {
+pub fn message(text: String, mode: &Mode, tools: &[Tool], tag: &str) -> (Message, bool) {
+    let Some(format) = mode.format() else {
         return (Message::text(Role::Assistant, text), false);
     };
     let (content, calls) = parse(&text, format, tools, tag);
@@ -306,5 +360,6 @@ pub fn delta(piece: Piece) -> Delta {
     }
 }
 
+mod forced;
 #[cfg(test)]
 mod tests;

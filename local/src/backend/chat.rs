@@ -12,7 +12,7 @@ use sluicegate_wire::{BackendError, ChatBackend, ChunkStream, Health};
 
 use super::{failed, LocalBackend};
 use crate::engine::Event;
-use crate::tools::{self, Mode, Splitter};
+use crate::tools::{self, Splitter};
 
 #[async_trait]
 impl ChatBackend for LocalBackend {
@@ -51,7 +51,7 @@ impl ChatBackend for LocalBackend {
                     let usage = usage(prompt_tokens, completion_tokens, compute);
                     let tools = request.tools.as_deref().unwrap_or_default();
                     let id = self.next_id();
-                    let (message, called) = tools::message(text, mode, tools, call_tag(&id));
+                    let (message, called) = tools::message(text, &mode, tools, call_tag(&id));
                     let finish = finish_reason(called, finish.as_str());
                     return Ok(ChatCompletion {
                         id,
@@ -78,14 +78,9 @@ impl ChatBackend for LocalBackend {
     async fn stream(&self, request: ChatRequest) -> Result<ChunkStream, BackendError> {
         let (rx, mode) = self.start(&request).await?;
         let id = self.next_id();
-        let splitter = match mode {
-            Mode::Auto(f) => Some(Splitter::new(
-                f,
-                request.tools.clone().unwrap_or_default(),
-                call_tag(&id),
-            )),
-            Mode::Off => None,
-        };
+        let splitter = mode
+            .format()
+            .map(|f| Splitter::new(f, request.tools.clone().unwrap_or_default(), call_tag(&id)));
         let model = self.opts.model_name.clone();
         let created = unix_now();
         let chunk = move |delta: Delta, finish: Option<String>| {

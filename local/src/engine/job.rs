@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::sampler::SamplingParams;
+use crate::grammar::Constraint;
 
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,5 +46,8 @@ pub struct Job {
     pub sampling: SamplingParams,
     pub max_tokens: usize,
     pub stop: Vec<String>,
+    /// A grammar the answer must follow (a required tool call); the answer ends when it is
+    /// complete.
+    pub constraint: Option<Constraint>,
     pub events: UnboundedSender<Event>,
 }

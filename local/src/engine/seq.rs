@@ -63,7 +63,9 @@ impl Seq {
         tok: &GgufTokenizer,
         context: usize,
     ) -> Option<Vec<Event>> {
-        if tok.eos.contains(&token) {
+        // Under a grammar, a token it does not allow (there was none it did) ends the answer.
+        let constrained = self.job.constraint.as_mut().map(|c| c.accept(token));
+        if constrained == Some(false) || tok.eos.contains(&token) {
             return Some(self.done(Finish::Stop, false));
         }
         self.tokens.push(token);
@@ -79,6 +81,9 @@ impl Seq {
         }
         if released.stopped {
             return Some(self.done(Finish::Stop, true));
+        }
+        if self.job.constraint.as_ref().is_some_and(|c| c.done()) {
+            return Some(self.done(Finish::Stop, false));
         }
         if self.generated.len() >= self.job.max_tokens || self.tokens.len() >= context {
             return Some(self.done(Finish::Length, false));
@@ -113,6 +118,9 @@ pub(super) fn admit(model: &Llama, job: Job) -> Option<Seq> {
 
 /// A sequence's next token from its logits row; with the sequence's index in `active`.
 pub(super) fn sample((i, row, s): &mut (usize, &mut [f32], &mut Seq)) -> (usize, u32) {
+    if let Some(c) = s.job.constraint.as_mut() {
+        c.mask(row, s.job.max_tokens.saturating_sub(s.generated.len()));
+    }
     let start = s.tokens.len().saturating_sub(PENALTY_WINDOW);
     (*i, s.sampler.sample(row, &s.tokens[start..], &s.generated))
 }

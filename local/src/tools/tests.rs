@@ -113,36 +113,72 @@ fn llama3_json_is_a_call_only_when_it_is_the_whole_answer() {
 fn tool_choice_is_honoured_or_refused() {
     let t = tools();
     let hermes = Some(Format::Hermes);
+    let m = |choice: Option<serde_json::Value>, format| mode(Some(&t), choice.as_ref(), format);
+    assert_eq!(m(None, hermes).unwrap(), Mode::Auto(Format::Hermes));
     assert_eq!(
-        mode(Some(&t), None, hermes).unwrap(),
+        m(Some(json!("auto")), hermes).unwrap(),
         Mode::Auto(Format::Hermes)
     );
-    assert_eq!(
-        mode(Some(&t), Some(&json!("auto")), hermes).unwrap(),
-        Mode::Auto(Format::Hermes)
-    );
-    assert_eq!(
-        mode(Some(&t), Some(&json!("none")), hermes).unwrap(),
-        Mode::Off
-    );
+    assert_eq!(m(Some(json!("none")), hermes).unwrap(), Mode::Off);
     assert_eq!(mode(None, None, None).unwrap(), Mode::Off);
-    for choice in [
-        json!("required"),
-        json!({"type": "function", "function": {"name": "get_weather"}}),
-    ] {
-        let Err(BackendError::Upstream { status, code, .. }) =
-            mode(Some(&t), Some(&choice), hermes)
-        else {
-            panic!("{choice} was not refused");
-        };
+    assert_eq!(
+        m(Some(json!("required")), hermes).unwrap(),
+        Mode::Required(Format::Hermes)
+    );
+    let named = json!({"type": "function", "function": {"name": "get_weather"}});
+    assert_eq!(
+        m(Some(named.clone()), hermes).unwrap(),
+        Mode::Named(Format::Hermes, "get_weather".into())
+    );
+    let refused = |r: Result<Mode, BackendError>| match r {
+        Err(BackendError::Upstream { status, code, .. }) => (status, code.unwrap_or_default()),
+        other => panic!("not refused: {other:?}"),
+    };
+    let unknown = json!({"type": "function", "function": {"name": "get_time"}});
+    assert_eq!(
+        refused(m(Some(unknown), hermes)),
+        (400, "invalid_tool_choice".into())
+    );
+    assert_eq!(
+        refused(mode(None, Some(&json!("required")), hermes)),
+        (400, "invalid_tool_choice".into())
+    );
+    assert_eq!(
+        refused(m(Some(json!("sometimes")), hermes)),
+        (400, "unsupported_tool_choice".into())
+    );
+    // A template without tools: answered in text under "auto", refused when a call is required.
+    assert_eq!(m(None, None).unwrap(), Mode::Off);
+    for choice in [json!("required"), named] {
         assert_eq!(
-            (status, code.as_deref()),
-            (400, Some("unsupported_tool_choice"))
+            refused(m(Some(choice), None)),
+            (400, "unsupported_tool_choice".into())
         );
     }
-    // A template without tools: answered in text under "auto", refused when a call is required.
-    assert_eq!(mode(Some(&t), None, None).unwrap(), Mode::Off);
-    assert!(mode(Some(&t), Some(&json!("required")), None).is_err());
+}
+
+#[test]
+fn a_forced_call_follows_the_models_own_format() {
+    use crate::grammar::Grammar;
+    let t = tools();
+    let complete = |g: &Grammar, s: &str| {
+        let mut st = g.start();
+        st.feed_all(g, s.as_bytes()) && st.done(g)
+    };
+    let hermes = Mode::Required(Format::Hermes).grammar(&t).unwrap();
+    let call = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+    assert!(complete(&hermes, call));
+    let (_, calls) = parse(call, Format::Hermes, &t, "t");
+    assert_eq!(calls.len(), 1);
+    assert!(!complete(&hermes, &call.replace("get_weather", "get_time")));
+    let llama = Mode::Named(Format::Llama3Json, "get_weather".into())
+        .grammar(&t)
+        .unwrap();
+    let call = r#"{"name": "get_weather", "parameters": {"city": "Paris"}}"#;
+    assert!(complete(&llama, call));
+    assert_eq!(parse(call, Format::Llama3Json, &t, "t").1.len(), 1);
+    assert!(Mode::Auto(Format::Hermes).grammar(&t).is_none());
+    assert!(Mode::Off.grammar(&t).is_none());
 }
 
 #[test]
