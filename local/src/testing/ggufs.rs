@@ -20,7 +20,8 @@ use candle_core::{Device, Tensor};
 mod random;
 
 pub use random::{
-    random_llama, random_model, tiny_chat_model, tiny_llama, tiny_model, TinySizes, BENCH, TINY,
+    random_llama, random_model, random_model_with_metadata, tiny_chat_model, tiny_llama,
+    tiny_model, tiny_sizes, TinySizes, BENCH, GEMMA3_WINDOW, TINY,
 };
 
 /// Bump when a generator changes what it writes, so stale cached files are not used.
@@ -59,7 +60,11 @@ impl Mix {
             .is_some_and(|i| i < n_layer / 8 || i >= 7 * n_layer / 8 || (i - n_layer / 8) % 3 == 2);
         let big = name == "output.weight" || name == "token_embd.weight";
         let special = big || (more_bits && (name.contains("attn_v") || name.contains("ffn_down")));
+        // llama.cpp gives a fused Q/K/V one step more (Q4_K_M: Q5_K; Q5_K_M: Q6_K).
+        let qkv = name.contains("attn_qkv");
         let wanted = match self {
+            Mix::Q4KM if qkv => GgmlDType::Q5K,
+            Mix::Q5KM if qkv => GgmlDType::Q6K,
             Mix::Q4KM if special => GgmlDType::Q6K,
             Mix::Q4KM => GgmlDType::Q4K,
             Mix::Q5KM if special => GgmlDType::Q6K,
