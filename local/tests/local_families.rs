@@ -14,7 +14,7 @@ use std::path::Path;
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::{quantized_phi3, quantized_qwen2, quantized_qwen3};
-use common::{load_ours, ours_two_steps};
+use common::{f32_tensor, load_ours, ours_two_steps, rewrite};
 use sluicegate_local::model::{Arch, Llama, WeightFormat};
 use sluicegate_local::testing::ggufs::{tiny_model, Mix, TINY};
 use sluicegate_local::testing::{compare_logits, say_kernel_paths, TestRng};
@@ -108,25 +108,16 @@ fn an_unsupported_architecture_is_refused_by_name() {
 /// of a prompt (whose tokens' relative positions the rotary embedding encodes).
 #[test]
 fn rope_freqs_divide_the_rotary_frequencies() {
-    use candle_core::quantized::QTensor;
     let src = tiny_model("llama", Mix::Q8_0);
     let with_factors = |f: f32, name: &str| {
-        let mut r = std::fs::File::open(&src).unwrap();
-        let ct = gguf_file::Content::read(&mut r).unwrap();
-        let mut tensors: Vec<(String, QTensor)> = ct
-            .tensor_infos
-            .keys()
-            .map(|n| (n.clone(), ct.tensor(&mut r, n, &Device::Cpu).unwrap()))
-            .collect();
-        let factors = Tensor::full(f, TINY.head_dim / 2, &Device::Cpu).unwrap();
-        let q = QTensor::quantize(&factors, candle_core::quantized::GgmlDType::F32).unwrap();
-        tensors.push(("rope_freqs.weight".into(), q));
-        let path = std::env::temp_dir().join(format!("{name}-{}.gguf", std::process::id()));
-        let md: Vec<(&str, &gguf_file::Value)> =
-            ct.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
-        gguf_file::write(&mut std::fs::File::create(&path).unwrap(), &md, &ts).unwrap();
-        path
+        let factors = f32_tensor(&vec![f; TINY.head_dim / 2]);
+        rewrite(
+            &src,
+            name,
+            |_, t| t,
+            vec![("rope_freqs.weight".into(), factors)],
+            vec![],
+        )
     };
     let prompt: Vec<u32> = (0..12).map(|i| (i * 29 + 5) % TINY.vocab as u32).collect();
     let (_, plain, _) = ours(&src, &prompt);

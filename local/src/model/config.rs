@@ -253,3 +253,89 @@ impl Config {
         self.sliding_window.filter(|_| self.slides(i))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use candle_core::quantized::gguf_file::{Content, Value, VersionedMagic};
+
+    use super::*;
+
+    fn content(arch: &str, kv: &[(&str, Value)]) -> Content {
+        let mut metadata: HashMap<String, Value> = [
+            ("block_count", Value::U32(26)),
+            ("embedding_length", Value::U32(1152)),
+            ("attention.head_count", Value::U32(4)),
+            ("attention.head_count_kv", Value::U32(1)),
+            ("attention.key_length", Value::U32(256)),
+            ("context_length", Value::U32(32768)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (format!("{arch}.{k}"), v))
+        .collect();
+        metadata.insert("general.architecture".into(), Value::String(arch.into()));
+        for (k, v) in kv {
+            metadata.insert(format!("{arch}.{k}"), v.clone());
+        }
+        Content {
+            magic: VersionedMagic::GgufV3,
+            metadata,
+            tensor_infos: HashMap::new(),
+            tensor_data_offset: 0,
+        }
+    }
+
+    /// Gemma 3: sliding layers but every sixth, their base 10000 unless the file names one;
+    /// the query scale of the head width, but 27B's (62 layers) of `dim / n_head`, as
+    /// llama.cpp has it.
+    #[test]
+    fn gemma3_windows_bases_and_query_scale() {
+        let c = Config::from_gguf(&content(
+            "gemma3",
+            &[
+                ("attention.sliding_window", Value::U32(512)),
+                ("rope.freq_base", Value::F32(1e6)),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(c.sliding_window, Some(512));
+        let windows: Vec<Option<usize>> = (0..12).map(|i| c.window(i)).collect();
+        let (l, g) = (Some(512), None);
+        assert_eq!(windows, [l, l, l, l, l, g, l, l, l, l, l, g]);
+        assert_eq!((c.rope_base, c.rope_local_base), (1e6, 1e4));
+        assert_eq!(c.attn_scale, 1.0 / 16.0);
+        let big = content(
+            "gemma3",
+            &[
+                ("block_count", Value::U32(62)),
+                ("embedding_length", Value::U32(5376)),
+                ("attention.head_count", Value::U32(32)),
+                ("attention.key_length", Value::U32(128)),
+                ("attention.sliding_window", Value::U32(1024)),
+                ("rope.freq_base_swa", Value::F32(2e4)),
+            ],
+        );
+        let c = Config::from_gguf(&big).unwrap();
+        assert_eq!(c.attn_scale, 1.0 / 168f32.sqrt());
+        assert_eq!(c.rope_local_base, 2e4);
+        // Served within the window: nothing slides.
+        assert_eq!(Config::for_context(&big, 1024).unwrap().window(0), None);
+        assert_eq!(
+            Config::for_context(&big, 1025).unwrap().window(0),
+            Some(1024)
+        );
+    }
+
+    /// Phi-3: the window covers every layer, and one no shorter than the context is none.
+    #[test]
+    fn phi3_windows_every_layer() {
+        let window = |w: u32| {
+            let ct = content("phi3", &[("attention.sliding_window", Value::U32(w))]);
+            let c = Config::from_gguf(&ct).unwrap();
+            (0..6).map(|i| c.window(i)).collect::<Vec<_>>()
+        };
+        assert_eq!(window(2047), vec![Some(2047); 6]);
+        assert_eq!(window(262_144), vec![None; 6]);
+    }
+}

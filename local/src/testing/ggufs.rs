@@ -6,8 +6,8 @@
 //! models are K-quant throughout. Candle quantises (its ports of ggml's reference quantisers) and writes them.
 //!
 //! Files are cached in `$SLUICEGATE_MODELS/test-ggufs/` (git-ignored, like every model file),
-//! named by what made them, and written whole before they appear (a temporary name, then a
-//! rename), so tests running at once never read half a file.
+//! named by what made them, and written whole before they appear (a temporary name of the
+//! process and call, then a rename), so tests running at once never read half a file.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -102,7 +102,10 @@ pub(crate) fn write_once(
     let (metadata, tensors) = make();
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    let tmp = path.with_extension(format!("part{}", std::process::id()));
+    // A name of this process and call: tests of one process may make the same file at once.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("part{}-{call}", std::process::id()));
     let file = File::create(&tmp).unwrap_or_else(|e| panic!("creating {}: {e}", tmp.display()));
     let md: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
