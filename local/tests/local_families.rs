@@ -110,7 +110,7 @@ fn an_unsupported_architecture_is_refused_by_name() {
 fn rope_freqs_divide_the_rotary_frequencies() {
     let src = tiny_model("llama", Mix::Q8_0);
     let with_factors = |f: f32, name: &str| {
-        let factors = f32_tensor(&vec![f; TINY.head_dim / 2]);
+        let factors = f32_tensor(&[f; TINY.head_dim / 2]);
         rewrite(
             &src,
             name,

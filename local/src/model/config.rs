@@ -244,8 +244,8 @@ impl Config {
 
     /// Whether layer `i` is a sliding-window layer.
     pub fn slides(&self, i: usize) -> bool {
-        self.sliding_window.is_some()
-            && (self.sliding_period == 0 || (i + 1) % self.sliding_period != 0)
+        // `n.is_multiple_of(0)` is `n == 0`: a period of 0 slides every layer.
+        self.sliding_window.is_some() && !(i + 1).is_multiple_of(self.sliding_period)
     }
 
     /// Positions a query of layer `i` attends to, itself included (`None`: all before it).
