@@ -201,7 +201,14 @@ impl Config {
         let (sliding_window, sliding_period, rope_local_base) = match arch {
             Arch::Gemma3 => (
                 md_u32(ct, &key("attention.sliding_window")).ok(),
-                md_u32(ct, &key("attention.sliding_window_pattern")).unwrap_or(6),
+                match ct.metadata.get(&key("attention.sliding_window_pattern")) {
+                    None => 6,
+                    Some(v) => v.to_u32().map(|p| p as usize).map_err(|_| {
+                        refuse(format!(
+                            "{name}.attention.sliding_window_pattern other than a period"
+                        ))
+                    })?,
+                },
                 md_f32(ct, &key("rope.freq_base_swa"))
                     .or_else(|| md_f32(ct, &key("rope.local_freq_base")))
                     .unwrap_or(10_000.0),
@@ -318,6 +325,16 @@ mod tests {
         );
         let c = Config::from_gguf(&big).unwrap();
         assert_eq!(c.attn_scale, 1.0 / 168f32.sqrt());
+        // A per-layer pattern (Gemma 4's) is refused by name.
+        let per_layer = content(
+            "gemma3",
+            &[(
+                "attention.sliding_window_pattern",
+                Value::Array(vec![Value::Bool(true); 26]),
+            )],
+        );
+        let err = Config::from_gguf(&per_layer).unwrap_err().to_string();
+        assert!(err.contains("sliding_window_pattern"), "{err}");
         assert_eq!(c.rope_local_base, 2e4);
         // Served within the window: nothing slides.
         assert_eq!(Config::for_context(&big, 1024).unwrap().window(0), None);
