@@ -111,4 +111,6 @@ pub struct Heads {
     pub n_head: usize,
     pub n_kv_head: usize,
     pub head_dim: usize,
+    /// The factor of the scores `q · k`: usually `1/√head_dim`.
+    pub scale: f32,
 }

@@ -1,8 +1,8 @@
 //! Sluicegate's in-process LLM engine: a llama-family GGUF chat model served on its own
 //! thread, behind the same [`ChatBackend`](sluicegate_wire::ChatBackend) as every HTTP backend.
 //!
-//! - [`model`]: the GGUF's configuration and a batched llama forward pass over its quantized
-//!   weights; [`kv`]: a sequence's KV cache.
+//! - [`model`]: the GGUF's configuration and a batched llama-style forward pass over its
+//!   quantized weights (llama, Qwen2, Qwen3, Phi-3, Gemma 3); [`kv`]: a sequence's KV cache.
 //! - [`kernels`]: the integer matmul and f32 kernels, one instruction set per file (AVX-512
 //!   VNNI, AVX-512, AVX2, portable), chosen at run time ([`kernels::simd_paths`] names them).
 //! - [`tokenizer`]: the tokenizer rebuilt from the GGUF metadata; [`template`]: the GGUF's

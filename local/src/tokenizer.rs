@@ -3,7 +3,7 @@
 //! Two kinds of vocabulary: byte-level BPE (`tokenizer.ggml.model = "gpt2"`: GPT-2, SmolLM,
 //! StarCoder, Llama 3, Qwen2/2.5/3, Falcon), split first by the family's regular expressions
 //! ([`pre`], chosen by `tokenizer.ggml.pre`); and SentencePiece (`"llama"`: Llama 2, Mistral,
-//! Phi-3), [`spm`]. Control tokens (`token_type` 3) are special tokens and user-defined ones
+//! Phi-3, Gemma 3 with `tokenizer.ggml.add_space_prefix = false`), [`spm`]. Control tokens (`token_type` 3) are special tokens and user-defined ones
 //! (4) are matched whole, both before anything else. Anything else is refused, naming it.
 
 mod pieces;
@@ -30,8 +30,9 @@ const USER_DEFINED: i32 = 4;
 #[derive(Debug, Clone)]
 pub struct GgufTokenizer {
     inner: Tokenizer,
-    /// End-of-sequence ids: `tokenizer.ggml.eos_token_id` plus, when present, `<|im_end|>`,
-    /// `<|eot_id|>` and `<|endoftext|>`.
+    /// End-of-sequence ids: `tokenizer.ggml.eos_token_id`, `eot_token_id` and `eom_token_id`,
+    /// plus, when present, `<|im_end|>`, `<|eot_id|>`, `<|endoftext|>`, `<|end|>` (Phi-3) and
+    /// `<end_of_turn>` (Gemma).
     pub eos: Vec<u32>,
     pub bos_token: Option<String>,
     pub eos_token: Option<String>,
@@ -155,12 +156,21 @@ impl GgufTokenizer {
             .collect();
         let eos_id = id(ct, "tokenizer.ggml.eos_token_id");
         let bos_id = id(ct, "tokenizer.ggml.bos_token_id");
-        let mut eos: Vec<u32> = eos_id.into_iter().collect();
-        for name in ["<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<|end|>"] {
-            if let Some(&i) = by_name.get(name) {
-                if !eos.contains(&i) {
-                    eos.push(i);
-                }
+        let mut eos: Vec<u32> = Vec::new();
+        let turn_ends = [
+            "<|im_end|>",
+            "<|eot_id|>",
+            "<|endoftext|>",
+            "<|end|>",
+            "<end_of_turn>",
+        ];
+        let named = turn_ends.iter().filter_map(|n| by_name.get(n).copied());
+        let keyed = ["eot_token_id", "eom_token_id"]
+            .iter()
+            .filter_map(|k| id(ct, &format!("tokenizer.ggml.{k}")));
+        for i in eos_id.into_iter().chain(keyed).chain(named) {
+            if !eos.contains(&i) && (i as usize) < tokens.len() {
+                eos.push(i);
             }
         }
         let name_of = |i: Option<u32>| i.and_then(|i| tokens.get(i as usize)).cloned();
@@ -218,5 +228,101 @@ impl Detokenizer {
         } else {
             Ok(String::new())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::quantized::gguf_file::VersionedMagic;
+
+    use super::*;
+
+    /// A tiny SentencePiece vocabulary: Gemma's turn tokens, the characters of "Hello world"
+    /// and the pieces that merge them (by score) into `Hello` and `▁world`.
+    fn vocab(add_space_prefix: bool, eot: Option<u32>) -> Content {
+        let pieces = [
+            ("<unk>", 0.0, 2),
+            ("<bos>", 0.0, CONTROL),
+            ("<eos>", 0.0, CONTROL),
+            ("<end_of_turn>", 0.0, CONTROL),
+            ("<start_of_turn>", 0.0, CONTROL),
+        ]
+        .into_iter()
+        .chain(["\u{2581}", "H", "e", "l", "o", "w", "r", "d"].map(|c| (c, -10.0, 1)))
+        .chain([
+            ("Hello", -1.0, 1),
+            ("llo", -2.0, 1),
+            ("He", -3.0, 1),
+            ("ll", -4.0, 1),
+            ("\u{2581}world", -1.5, 1),
+            ("orld", -2.5, 1),
+            ("\u{2581}w", -3.5, 1),
+            ("or", -4.5, 1),
+            ("ld", -5.5, 1),
+        ]);
+        let (mut tokens, mut scores, mut types) = (Vec::new(), Vec::new(), Vec::new());
+        for (t, s, ty) in pieces {
+            tokens.push(Value::String(t.to_owned()));
+            scores.push(Value::F32(s));
+            types.push(Value::I32(ty));
+        }
+        let mut metadata: HashMap<String, Value> = [
+            ("model", Value::String("llama".into())),
+            ("tokens", Value::Array(tokens)),
+            ("scores", Value::Array(scores)),
+            ("token_type", Value::Array(types)),
+            ("bos_token_id", Value::U32(1)),
+            ("eos_token_id", Value::U32(2)),
+            ("unknown_token_id", Value::U32(0)),
+            ("add_space_prefix", Value::Bool(add_space_prefix)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (format!("tokenizer.ggml.{k}"), v))
+        .collect();
+        if let Some(eot) = eot {
+            metadata.insert("tokenizer.ggml.eot_token_id".into(), Value::U32(eot));
+        }
+        Content {
+            magic: VersionedMagic::GgufV3,
+            metadata,
+            tensor_infos: HashMap::new(),
+            tensor_data_offset: 0,
+        }
+    }
+
+    /// `tokenizer.ggml.add_space_prefix = false` (Gemma): no `▁` before the text, and none
+    /// stripped from the decoded text; with `true` (the default, Llama 2), both.
+    #[test]
+    fn sentencepiece_honours_add_space_prefix() {
+        let tok = |prefix| GgufTokenizer::from_gguf(&vocab(prefix, None)).unwrap();
+        let (gemma, llama) = (tok(false), tok(true));
+        // `Hello` is 13, `▁world` 17, `▁` 5.
+        assert_eq!(gemma.encode("Hello world").unwrap(), vec![13, 17]);
+        assert_eq!(llama.encode("Hello world").unwrap(), vec![5, 13, 17]);
+        for t in [&gemma, &llama] {
+            let ids = t.encode("Hello world").unwrap();
+            assert_eq!(t.decode(&ids).unwrap(), "Hello world");
+        }
+        // A leading space is the text's own with no prefix.
+        assert_eq!(gemma.encode(" world").unwrap(), vec![17]);
+        assert_eq!(gemma.decode(&[17]).unwrap(), " world");
+        assert_eq!(
+            gemma.encode("<start_of_turn>Hello<end_of_turn>").unwrap(),
+            vec![4, 13, 3]
+        );
+    }
+
+    /// Gemma's `<end_of_turn>` ends an answer, found by name or by `eot_token_id`.
+    #[test]
+    fn gemma_end_of_turn_is_an_end_token() {
+        let by_name = GgufTokenizer::from_gguf(&vocab(false, None)).unwrap();
+        assert_eq!(by_name.eos, vec![2, 3]);
+        let mut ct = vocab(false, Some(4));
+        let keyed = GgufTokenizer::from_gguf(&ct).unwrap();
+        assert_eq!(keyed.eos, vec![2, 4, 3]);
+        // An id past the vocabulary is ignored.
+        ct.metadata
+            .insert("tokenizer.ggml.eot_token_id".into(), Value::U32(999));
+        assert_eq!(GgufTokenizer::from_gguf(&ct).unwrap().eos, vec![2, 3]);
     }
 }

@@ -1,8 +1,10 @@
 //! The architectures beyond llama (Qwen2/2.5: Q/K/V biases; Qwen3: per-head Q/K norms and
-//! heads wider than `dim / n_head`; both: NeoX-style rotary halves), each against candle's
-//! own implementation of it (`quantized_qwen2`, `quantized_qwen3`) on the same tiny GGUF file
-//! of random weights (`sluicegate_local::testing::ggufs::tiny_model`), in Q8_0 and in Q4_K_M.
-//! The logits after a prefill and after one decode step must agree as they do for llama.
+//! heads wider than `dim / n_head`; Phi-3: Q/K/V and gate/up each in one matrix; all: NeoX-style
+//! rotary halves), each against candle's own implementation of it (`quantized_qwen2`,
+//! `quantized_qwen3`, `quantized_phi3`) on the same tiny GGUF file of random weights
+//! (`sluicegate_local::testing::ggufs::tiny_model`), in Q8_0, Q4_K_M and F16. The logits after a
+//! prefill and after one decode step must agree as they do for llama. Gemma 3 is in
+//! `local_gemma3.rs`, Phi-3's LongRoPE and sliding window in `local_long_context.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -11,8 +13,8 @@ use std::path::Path;
 
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
-use candle_transformers::models::{quantized_qwen2, quantized_qwen3};
-use common::{load_ours, ours_two_steps};
+use candle_transformers::models::{quantized_phi3, quantized_qwen2, quantized_qwen3};
+use common::{f32_tensor, load_ours, ours_two_steps, rewrite};
 use sluicegate_local::model::{Arch, Llama, WeightFormat};
 use sluicegate_local::testing::ggufs::{tiny_model, Mix, TINY};
 use sluicegate_local::testing::{compare_logits, say_kernel_paths, TestRng};
@@ -38,6 +40,12 @@ fn candle(arch: &str, path: &Path, prompt: &[u32]) -> (Vec<f32>, Vec<f32>) {
         }
         "qwen3" => {
             let mut m = quantized_qwen3::ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
+            let a = row(m.forward(&x(head), 0).unwrap());
+            (a, row(m.forward(&x(tail), head.len()).unwrap()))
+        }
+        "phi3" => {
+            let mut m =
+                quantized_phi3::ModelWeights::from_gguf(false, ct, &mut f, &Device::Cpu).unwrap();
             let a = row(m.forward(&x(head), 0).unwrap());
             (a, row(m.forward(&x(tail), head.len()).unwrap()))
         }
@@ -70,6 +78,13 @@ fn qwen3_matches_candle_quantized_qwen3() {
     check("qwen3", Arch::Qwen3);
 }
 
+/// Phi-3's fused Q/K/V (`attn_qkv`, Q5_K in Q4_K_M as llama.cpp makes it) and fused gate/up
+/// (`ffn_up`, gate first).
+#[test]
+fn phi3_matches_candle_quantized_phi3() {
+    check("phi3", Arch::Phi3);
+}
+
 #[test]
 fn an_unsupported_architecture_is_refused_by_name() {
     let path = tiny_model("llama", Mix::Q8_0);
@@ -77,13 +92,13 @@ fn an_unsupported_architecture_is_refused_by_name() {
     let mut ct = gguf_file::Content::read(&mut f).unwrap();
     ct.metadata.insert(
         "general.architecture".into(),
-        gguf_file::Value::String("gemma3".into()),
+        gguf_file::Value::String("gemma2".into()),
     );
     let err = Llama::from_gguf(&ct, &mut f, WeightFormat::Q8_0)
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("\"gemma3\"") && err.contains("not supported"),
+        err.contains("\"gemma2\"") && err.contains("not supported"),
         "{err}"
     );
 }
@@ -93,25 +108,16 @@ fn an_unsupported_architecture_is_refused_by_name() {
 /// of a prompt (whose tokens' relative positions the rotary embedding encodes).
 #[test]
 fn rope_freqs_divide_the_rotary_frequencies() {
-    use candle_core::quantized::QTensor;
     let src = tiny_model("llama", Mix::Q8_0);
     let with_factors = |f: f32, name: &str| {
-        let mut r = std::fs::File::open(&src).unwrap();
-        let ct = gguf_file::Content::read(&mut r).unwrap();
-        let mut tensors: Vec<(String, QTensor)> = ct
-            .tensor_infos
-            .keys()
-            .map(|n| (n.clone(), ct.tensor(&mut r, n, &Device::Cpu).unwrap()))
-            .collect();
-        let factors = Tensor::full(f, TINY.head_dim / 2, &Device::Cpu).unwrap();
-        let q = QTensor::quantize(&factors, candle_core::quantized::GgmlDType::F32).unwrap();
-        tensors.push(("rope_freqs.weight".into(), q));
-        let path = std::env::temp_dir().join(format!("{name}-{}.gguf", std::process::id()));
-        let md: Vec<(&str, &gguf_file::Value)> =
-            ct.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
-        gguf_file::write(&mut std::fs::File::create(&path).unwrap(), &md, &ts).unwrap();
-        path
+        let factors = f32_tensor(&[f; TINY.head_dim / 2]);
+        rewrite(
+            &src,
+            name,
+            |_, t| t,
+            vec![("rope_freqs.weight".into(), factors)],
+            vec![],
+        )
     };
     let prompt: Vec<u32> = (0..12).map(|i| (i * 29 + 5) % TINY.vocab as u32).collect();
     let (_, plain, _) = ours(&src, &prompt);
@@ -175,6 +181,20 @@ async fn serve(arch: &str, vocab: &str, template: &str, prompt: &str, ends: &[&s
         "{vocab}: the prompt was not {prompt:?}"
     );
     assert!((1..=5).contains(&usage.completion_tokens), "{usage:?}");
+}
+
+/// Phi-3.5's template has no BOS (the engine renders the template as written) and ends a turn
+/// with `<|end|>`; its vocabulary is SentencePiece.
+#[tokio::test]
+async fn a_phi3_chat_model_is_served_with_its_own_tokenizer_and_template() {
+    serve(
+        "phi3",
+        "phi-3",
+        "microsoft-Phi-3.5-mini-instruct",
+        "<|user|>\nWhat is 2+2?<|end|>\n<|assistant|>\n",
+        &["<|end|>", "<|endoftext|>"],
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -79,9 +79,8 @@ impl Engine {
                         *g = h;
                     }
                 };
-                match load_and_warm(&path, cfg.format, cfg.threads) {
-                    Ok(mut model) => {
-                        model.cfg.context = model.cfg.context.min(cfg.context);
+                match load_and_warm(&path, cfg) {
+                    Ok(model) => {
                         counters.threads.store(model.threads(), Ordering::Relaxed);
                         set(Health::Ready);
                         serve(&model, &tokenizer, jobs, cfg.max_batch.max(1), &counters);
@@ -142,12 +141,13 @@ impl Engine {
     }
 }
 
-fn load_and_warm(path: &Path, format: WeightFormat, threads: usize) -> Result<Llama, LocalError> {
+/// Loads the model for `cfg.context` (which picks Phi-3's LongRoPE factors) and warms it up.
+fn load_and_warm(path: &Path, cfg: EngineConfig) -> Result<Llama, LocalError> {
     let started = Instant::now();
     let mut file = std::fs::File::open(path)
         .map_err(|e| LocalError::Model(format!("cannot open {}: {e}", path.display())))?;
     let ct = candle_core::quantized::gguf_file::Content::read(&mut file)?;
-    let model = Llama::load(&ct, &mut file, format, threads)?;
+    let model = Llama::load_for_context(&ct, &mut file, cfg.format, cfg.threads, cfg.context)?;
     drop(ct);
     let mut cache = model.new_cache();
     model.forward(&mut [Step {

@@ -1,6 +1,7 @@
 //! Grouped-query attention over the `f16` KV cache with AVX-512 (head sizes 64 and 128).
 //!
-//! For one KV head and the query heads that share it:
+//! For one KV head and the query heads that share it, over a span of positions from the start
+//! of a key tile (a sliding window's first positions in that tile get no weight):
 //! - scores a tile of 16 positions at a time: the keys are stored transposed
 //!   ([`crate::kv::LayerKv`]), so each key component is one vector of 16 positions, widened
 //!   to `f32` once and multiplied by that component of every query head (broadcast from
@@ -11,17 +12,18 @@
 
 use std::arch::x86_64::*;
 
+use super::attend::Span;
 use super::avx512::exp;
 use crate::kv::{Heads, LayerKv, TILE};
 
 /// Runs [`super::attend::attend`]'s work when the CPU and the head size allow; returns whether
-/// it did. `scores` must hold `group` rows of `len` rounded up to whole tiles; `kv` must hold
-/// `len` positions of this head size (all asserted here).
-pub fn attend(
+/// it did. `scores` must hold `group` rows of `span.len` rounded up to whole tiles; `kv` must
+/// hold the span's positions of this head size (all asserted here).
+pub(crate) fn attend(
     q: &[f32],
     kv: &LayerKv,
     kv_head: usize,
-    len: usize,
+    span: Span,
     h: Heads,
     scores: &mut [f32],
     out: &mut [f32],
@@ -33,20 +35,23 @@ pub fn attend(
     // What the kernels read and write, checked here so that their pointers stay in bounds
     // whatever the caller checked.
     let group = q.len() / hd;
+    let Span { first, skip, len } = span;
     assert!(
         q.len() == group * hd
             && out.len() == q.len()
+            && first.is_multiple_of(TILE)
+            && skip < len
             && scores.len() >= group * len.next_multiple_of(TILE)
-            && kv.keys(kv_head).len() >= len.div_ceil(TILE) * hd * TILE
-            && kv.values(kv_head).len() >= len * hd,
+            && kv.keys(kv_head).len() >= (first + len).div_ceil(TILE) * hd * TILE
+            && kv.values(kv_head).len() >= (first + len) * hd,
         "attention shapes"
     );
     // SAFETY: `available()` found AVX-512F at run time, `hd` is `16 · C` for the `C` called,
     // and the shapes `heads` asks for were asserted just above.
     unsafe {
         match hd {
-            64 => heads::<4>(q, kv, kv_head, len, scores, out),
-            _ => heads::<8>(q, kv, kv_head, len, scores, out),
+            64 => heads::<4>(q, kv, kv_head, span, h.scale, scores, out),
+            _ => heads::<8>(q, kv, kv_head, span, h.scale, scores, out),
         }
     }
     true
@@ -56,66 +61,77 @@ pub fn attend(
 ///
 /// # Safety
 /// `q` and `out` hold `group · 16C` values; `scores` at least `group` rows of
-/// `len.next_multiple_of(16)`; KV head `kv_head` of `kv` holds at least `len.div_ceil(16)`
-/// whole key tiles and `len` value rows of head size `16C`. The CPU must support AVX-512F.
+/// `span.len.next_multiple_of(16)`; `span.first` is a multiple of 16 and `span.skip <
+/// span.len`; KV head `kv_head` of `kv` holds at least `(span.first + span.len).div_ceil(16)`
+/// whole key tiles and `span.first + span.len` value rows of head size `16C`. The CPU must
+/// support AVX-512F.
 #[target_feature(enable = "avx512f")]
 unsafe fn heads<const C: usize>(
     q: &[f32],
     kv: &LayerKv,
     kv_head: usize,
-    len: usize,
+    span: Span,
+    scale: f32,
     scores: &mut [f32],
     out: &mut [f32],
 ) {
     let hd = 16 * C;
     let group = q.len() / hd;
+    let Span { first, skip, len } = span;
     let stride = len.next_multiple_of(TILE);
-    let keys = kv.keys(kv_head).as_ptr().cast::<u16>();
-    let values = kv.values(kv_head).as_ptr().cast::<u16>();
+    // Key tile `first / 16` on (`first · hd` values in, as `first` is a multiple of 16), and
+    // value row `first + skip` on: where the window starts.
+    let keys = kv.keys(kv_head)[first * hd..].as_ptr().cast::<u16>();
+    let values = kv.values(kv_head)[(first + skip) * hd..]
+        .as_ptr()
+        .cast::<u16>();
     let (q, s, o) = (q.as_ptr(), scores.as_mut_ptr(), out.as_mut_ptr());
     let mut g = 0;
     while g < group {
         let n = (group - g).min(4);
         // SAFETY: heads `g..g + n` (`n <= group - g`) of `q` and their score rows (`stride`
-        // apart, whole tiles) lie inside `q` and `scores`, and the keys hold the
-        // `len.div_ceil(16)` tiles `scores_for` reads (the `# Safety` shapes).
+        // apart, whole tiles) lie inside `q` and `scores`, and the keys from `first` on hold
+        // the `len.div_ceil(16)` tiles `scores_for` reads (the `# Safety` shapes).
         unsafe {
             let (q, s) = (q.add(g * hd), s.add(g * stride));
             match n {
-                1 => scores_for::<1>(keys, len, hd, q, s, stride),
-                2 => scores_for::<2>(keys, len, hd, q, s, stride),
-                3 => scores_for::<3>(keys, len, hd, q, s, stride),
-                _ => scores_for::<4>(keys, len, hd, q, s, stride),
+                1 => scores_for::<1>(keys, len, hd, scale, q, s, stride),
+                2 => scores_for::<2>(keys, len, hd, scale, q, s, stride),
+                3 => scores_for::<3>(keys, len, hd, scale, q, s, stride),
+                _ => scores_for::<4>(keys, len, hd, scale, q, s, stride),
             }
         }
         g += n;
     }
+    // The window: positions `skip..len` of the span, `len - skip >= 1` of them.
+    let kept = len - skip;
     let mut inv = [0f32; 4];
     let mut g = 0;
     while g < group {
         // Accumulators: `G · C` of them, at most 16.
         let n = (group - g).min(16 / C).min(4);
         // SAFETY: score rows `g..g + n` lie inside `scores` and hold `len` scores each
-        // (written above); heads `g..g + n` of `out` lie inside it; the values hold `len`
-        // rows of `16C` (the `# Safety` shapes).
+        // (written above), of which `skip..len` are read; heads `g..g + n` of `out` lie
+        // inside it; the values from row `first + skip` on hold `kept` rows of `16C` (the
+        // `# Safety` shapes).
         unsafe {
             for (i, inv) in inv.iter_mut().enumerate().take(n) {
-                *inv = 1.0 / softmax_unnormalised(s.add((g + i) * stride), len);
+                *inv = 1.0 / softmax_unnormalised(s.add((g + i) * stride + skip), kept);
             }
-            let (p, out) = (s.add(g * stride), o.add(g * hd));
+            let (p, out) = (s.add(g * stride + skip), o.add(g * hd));
             match n {
-                1 => weighted::<C, 1>(values, len, p, stride, &inv, out),
-                2 => weighted::<C, 2>(values, len, p, stride, &inv, out),
-                3 => weighted::<C, 3>(values, len, p, stride, &inv, out),
-                _ => weighted::<C, 4>(values, len, p, stride, &inv, out),
+                1 => weighted::<C, 1>(values, kept, p, stride, &inv, out),
+                2 => weighted::<C, 2>(values, kept, p, stride, &inv, out),
+                3 => weighted::<C, 3>(values, kept, p, stride, &inv, out),
+                _ => weighted::<C, 4>(values, kept, p, stride, &inv, out),
             }
         }
         g += n;
     }
 }
 
-/// Scores of `G` query heads (`q`, `hd` apart) at positions `0..len`, scaled by `1/√hd`, into
-/// rows `stride` apart (whole tiles: lanes past `len` are written too).
+/// Scores of `G` query heads (`q`, `hd` apart) at positions `0..len` of `keys`, times `scale`,
+/// into rows `stride` apart (whole tiles: lanes past `len` are written too).
 ///
 /// # Safety
 /// `keys` points at `len.div_ceil(16)` key tiles of `hd × 16` `f16` bits; `q` at `G` heads of
@@ -127,11 +143,12 @@ unsafe fn scores_for<const G: usize>(
     keys: *const u16,
     len: usize,
     hd: usize,
+    scale: f32,
     q: *const f32,
     s: *mut f32,
     stride: usize,
 ) {
-    let scale = _mm512_set1_ps(1.0 / (hd as f32).sqrt());
+    let scale = _mm512_set1_ps(scale);
     for t in 0..len.div_ceil(TILE) {
         // SAFETY: tile `t < len.div_ceil(16)` of the keys holds rows `c < hd` of 16 `f16`
         // (unaligned loads); `c + 1 < hd` as `hd` is even, so `qg` and `qg.add(1)` are inside

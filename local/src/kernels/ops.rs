@@ -1,6 +1,6 @@
-//! The f32 parts of the llama forward pass on plain slices: RMS norm, rotary embedding (GGUF's
-//! interleaved pairs), SiLU gating (AVX-512 in [`super::avx512`] when the CPU has it) and dot
-//! products. Portable Rust that the compiler vectorises.
+//! The f32 parts of the forward pass on plain slices: RMS norm, rotary embedding (GGUF's
+//! interleaved pairs, or NeoX halves), SiLU gating (AVX-512 in [`super::avx512`] when the CPU
+//! has it), GELU gating (Gemma) and dot products. Portable Rust that the compiler vectorises.
 
 /// `out = x / rms(x) · w`, row by row.
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
@@ -72,6 +72,22 @@ pub(crate) fn silu_mul_portable(g: &[f32], u: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `gelu(g) · u` for rows `[g | u]` of `2 · ff` values (GELU's tanh approximation, as Gemma's
+/// `gelu_pytorch_tanh`: `gelu(g) = g/2 · (1 + tanh(√(2/π) · (g + 0.044715 g³)))`); returns
+/// rows of `ff`.
+pub fn gelu_mul(gu: &[f32], ff: usize) -> Vec<f32> {
+    const C: f32 = 0.797_884_6; // √(2/π)
+    let mut out = vec![0.0; gu.len() / 2];
+    for (row, out) in gu.chunks_exact(2 * ff).zip(out.chunks_exact_mut(ff)) {
+        let (g, u) = row.split_at(ff);
+        for ((o, g), u) in out.iter_mut().zip(g).zip(u) {
+            let t = (C * g * (1.0 + 0.044_715 * g * g)).tanh();
+            *o = 0.5 * g * (1.0 + t) * u;
+        }
+    }
+    out
+}
+
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
@@ -88,4 +104,26 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    /// The GELU gate against the tanh formula in `f64`, and at its landmarks: `gelu(0) = 0`,
+    /// `gelu(g) = g` for large `g`, `0` for large `-g`.
+    #[test]
+    fn gelu_gate_matches_the_tanh_formula() {
+        let g: Vec<f32> = (0..41).map(|i| (i as f32 - 20.0) * 0.45).collect();
+        let u: Vec<f32> = (0..41).map(|i| 0.5 + (i % 3) as f32).collect();
+        let got = super::gelu_mul(&[g.clone(), u.clone()].concat(), 41);
+        for i in 0..41 {
+            let x = f64::from(g[i]);
+            let c = (2.0 / std::f64::consts::PI).sqrt();
+            let want = 0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh()) * f64::from(u[i]);
+            // `1 + tanh` cancels for negative `g`: an absolute error of an ulp of `g` there.
+            let err = (f64::from(got[i]) - want).abs();
+            assert!(err <= 1e-5 * want.abs() + 1e-6, "{x}: {} vs {want}", got[i]);
+        }
+        let edges = super::gelu_mul(&[0.0, 30.0, -30.0, 1.0, 1.0, 1.0], 3);
+        assert_eq!(edges, vec![0.0, 30.0, -0.0]);
+    }
 }

@@ -1,22 +1,23 @@
-//! A llama-style forward pass (llama, Qwen2, Qwen3: [`Arch`]) over quantized GGUF weights that
-//! runs several sequences in one step: the projections and the MLP of every sequence's new
-//! tokens go through one matmul per weight (weights are read once per step, whatever the
-//! batch), attention runs per sequence against that sequence's own KV cache. Prefill (many tokens of one sequence) and decode (one
-//! token each of many sequences) are the same call.
+//! A llama-style forward pass over quantized GGUF weights (llama, Qwen2, Qwen3, Phi-3, Gemma 3:
+//! [`Arch`]) that runs several sequences in one step: the projections and the MLP of every
+//! sequence's new tokens go through one matmul per weight (weights are read once per step,
+//! whatever the batch), attention runs per sequence against that sequence's own KV cache,
+//! within the layer's sliding window if it has one. Prefill (many tokens of one sequence) and
+//! decode (one token each of many sequences) are the same call; a row's result does not depend
+//! on what else is in the step.
 //!
 //! The weights stay in their GGUF block format ([`qmatmul::QLinear`]); Q4_1, Q4_K (as Q4_1)
 //! and Q8_0 go through this crate's integer kernels ([`blocks`](crate::kernels::blocks)), on a
 //! small rayon pool of its own. Everything else (norms, rotary embedding, attention) runs on
-//! plain `f32` slices ([`ops`]).
+//! plain `f32` slices ([`ops`]). Loading is [`load`], the rotary embeddings [`rope`].
 
-use std::io::{Read, Seek};
-
-use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 mod config;
+mod load;
 mod proj;
+mod rope;
 
 pub use config::{Arch, Config};
 
@@ -25,6 +26,7 @@ use crate::kernels::{attend, ops};
 use crate::kv::{Heads, LayerKv};
 use crate::LocalError;
 use proj::Proj;
+use rope::Rope;
 
 type Result<T> = std::result::Result<T, LocalError>;
 
@@ -48,13 +50,21 @@ struct Layer {
     qkv: Proj,
     /// Biases of Q, K and V, side by side (Qwen2).
     qkv_bias: Option<Vec<f32>>,
-    /// RMS norm weights of each head of Q and of K (Qwen3).
+    /// RMS norm weights of each head of Q and of K (Qwen3, Gemma 3).
     qk_norm: Option<(Vec<f32>, Vec<f32>)>,
     wo: QLinear,
+    /// RMS norm of the attention output before the residual add (Gemma 3).
+    post_attn_norm: Option<Vec<f32>>,
     ffn_norm: Vec<f32>,
     /// Gate and up.
     gate_up: Proj,
     down: QLinear,
+    /// RMS norm of the FFN output before the residual add (Gemma 3).
+    post_ffn_norm: Option<Vec<f32>>,
+    /// Positions a query attends to, itself included (`None`: every earlier one).
+    window: Option<usize>,
+    /// Which of the model's rotary embeddings.
+    rope: usize,
 }
 
 /// The weights, shared by every sequence.
@@ -66,9 +76,8 @@ pub struct Llama {
     output: Option<QLinear>,
     layers: Vec<Layer>,
     norm: Vec<f32>,
-    /// `cos` and `sin` of the rotary angles, `[position][head_dim / 2]`.
-    cos: Vec<f32>,
-    sin: Vec<f32>,
+    /// The rotary embeddings the layers use ([`Rope::of`]).
+    ropes: Vec<Rope>,
     pool: rayon::ThreadPool,
 }
 
@@ -97,133 +106,7 @@ pub struct Step<'a> {
     pub tokens: &'a [u32],
 }
 
-/// Tensor `name` as `f32`s, if the file has it.
-fn optional<R: Read + Seek>(
-    ct: &gguf_file::Content,
-    r: &mut R,
-    name: &str,
-) -> Result<Option<Vec<f32>>> {
-    if ct.tensor_infos.contains_key(name) {
-        vector(ct, r, name).map(Some)
-    } else {
-        Ok(None)
-    }
-}
-
-fn vector<R: Read + Seek>(ct: &gguf_file::Content, r: &mut R, name: &str) -> Result<Vec<f32>> {
-    let t = ct.tensor(r, name, &Device::Cpu)?;
-    Ok(t.dequantize(&Device::Cpu)?
-        .flatten_all()?
-        .to_vec1::<f32>()?)
-}
-
-/// Threads of a model's pool when the caller names none: `CANDLE_NUM_THREADS`, else 2.
-fn default_threads() -> usize {
-    std::env::var("CANDLE_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(2)
-}
-
 impl Llama {
-    /// [`Llama::load`] on `CANDLE_NUM_THREADS` threads (default 2).
-    pub fn from_gguf<R: Read + Seek>(
-        ct: &gguf_file::Content,
-        r: &mut R,
-        format: WeightFormat,
-    ) -> Result<Self> {
-        Self::load(ct, r, format, default_threads())
-    }
-
-    /// Loads the weights; the forward pass runs on a rayon pool of `threads` threads of this
-    /// model's own (each model in the process has its own budget).
-    pub fn load<R: Read + Seek>(
-        ct: &gguf_file::Content,
-        r: &mut R,
-        format: WeightFormat,
-        threads: usize,
-    ) -> Result<Self> {
-        let cfg = Config::from_gguf(ct)?;
-        let requant = format == WeightFormat::Q8_0;
-        let mut q = |name: &str| QLinear::load(ct, r, name, requant).map(QLinear::prepare);
-        let embed = q("token_embd.weight")?;
-        let output = if ct.tensor_infos.contains_key("output.weight") {
-            Some(q("output.weight")?)
-        } else {
-            None
-        };
-        let mut layers = Vec::with_capacity(cfg.n_layer);
-        for i in 0..cfg.n_layer {
-            let mut w = |s: &str| QLinear::load(ct, r, &format!("blk.{i}.{s}.weight"), requant);
-            let qkv = Proj::new(vec![w("attn_q")?, w("attn_k")?, w("attn_v")?]);
-            let wo = w("attn_output")?.prepare();
-            let gate_up = Proj::new(vec![w("ffn_gate")?, w("ffn_up")?]);
-            let down = w("ffn_down")?.prepare();
-            let mut v = |s: &str| optional(ct, r, &format!("blk.{i}.{s}"));
-            let qkv_bias = match (v("attn_q.bias")?, v("attn_k.bias")?, v("attn_v.bias")?) {
-                (Some(q), Some(k), Some(b)) => Some([q, k, b].concat()),
-                (None, None, None) => None,
-                _ => {
-                    return Err(LocalError::Model(format!(
-                        "layer {i}: some of Q/K/V have biases"
-                    )))
-                }
-            };
-            let qk_norm = match (v("attn_q_norm.weight")?, v("attn_k_norm.weight")?) {
-                (Some(q), Some(k)) => Some((q, k)),
-                _ => None,
-            };
-            if cfg.arch == Arch::Qwen3 && qk_norm.is_none() {
-                return Err(LocalError::Model(format!(
-                    "qwen3 layer {i} has no Q/K norms"
-                )));
-            }
-            layers.push(Layer {
-                attn_norm: vector(ct, r, &format!("blk.{i}.attn_norm.weight"))?,
-                qkv,
-                qkv_bias,
-                qk_norm,
-                wo,
-                ffn_norm: vector(ct, r, &format!("blk.{i}.ffn_norm.weight"))?,
-                gate_up,
-                down,
-            });
-        }
-        let norm = vector(ct, r, "output_norm.weight")?;
-        let half = cfg.head_dim / 2;
-        // Llama 3.1+ stretches the long wavelengths: `rope_freqs` divides each frequency.
-        let factors = optional(ct, r, "rope_freqs.weight")?;
-        let inv: Vec<f32> = (0..half)
-            .map(|i| {
-                let f = 1.0 / cfg.rope_base.powf(2.0 * i as f32 / cfg.head_dim as f32);
-                f / factors
-                    .as_ref()
-                    .and_then(|v| v.get(i))
-                    .copied()
-                    .unwrap_or(1.0)
-            })
-            .collect();
-        let angles: Vec<f32> = (0..cfg.context)
-            .flat_map(|p| inv.iter().map(move |f| p as f32 * f))
-            .collect();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
-            .thread_name(|i| format!("local-model-{i}"))
-            .build()
-            .map_err(|e| LocalError::Model(format!("thread pool: {e}")))?;
-        Ok(Llama {
-            cfg,
-            embed,
-            output,
-            layers,
-            norm,
-            cos: angles.iter().map(|a| a.cos()).collect(),
-            sin: angles.iter().map(|a| a.sin()).collect(),
-            pool,
-        })
-    }
-
     /// An empty cache for a new sequence.
     pub fn new_cache(&self) -> SeqCache {
         SeqCache {
@@ -280,6 +163,7 @@ impl Llama {
             n_head: cfg.n_head,
             n_kv_head: cfg.n_kv_head,
             head_dim: hd,
+            scale: cfg.attn_scale,
         };
         // Per batch row: its step and its position.
         let mut rows = Vec::new();
@@ -300,16 +184,35 @@ impl Llama {
             }
             self.embed.row(*id as usize, xr)?;
         }
-        let mut h = vec![0.0; n * dim];
+        if cfg.arch == Arch::Gemma3 {
+            let s = (dim as f32).sqrt();
+            x.iter_mut().for_each(|v| *v *= s);
+        }
+        // `cos` and `sin` of each row's position, per rotary embedding.
         let half = hd / 2;
+        let angles: Vec<(Vec<f32>, Vec<f32>)> = self
+            .ropes
+            .iter()
+            .map(|r| {
+                let (mut cos, mut sin) =
+                    (Vec::with_capacity(n * half), Vec::with_capacity(n * half));
+                for &(_, pos) in &rows {
+                    r.at(pos, &mut cos, &mut sin);
+                }
+                (cos, sin)
+            })
+            .collect();
+        let mut h = vec![0.0; n * dim];
         for (li, layer) in self.layers.iter().enumerate() {
             ops::rms_norm(&x, &layer.attn_norm, cfg.eps, &mut h);
             let mut qkv = layer.qkv.forward(&h, n)?;
-            for (row, &(si, pos)) in qkv.chunks_exact_mut(q_dim + 2 * kv_dim).zip(&rows) {
-                let (cos, sin) = (
-                    &self.cos[pos * half..][..half],
-                    &self.sin[pos * half..][..half],
-                );
+            let (cos, sin) = &angles[layer.rope];
+            for (r, (row, &(si, _))) in qkv
+                .chunks_exact_mut(q_dim + 2 * kv_dim)
+                .zip(&rows)
+                .enumerate()
+            {
+                let (cos, sin) = (&cos[r * half..][..half], &sin[r * half..][..half]);
                 if let Some(b) = &layer.qkv_bias {
                     add(row, b);
                 }
@@ -335,14 +238,28 @@ impl Llama {
                 .for_each_init(Vec::new, |scores, (task, y)| {
                     let (row, kv_head) = (task / cfg.n_kv_head, task % cfg.n_kv_head);
                     let (si, pos) = rows[row];
+                    let start = layer.window.map_or(0, |w| (pos + 1).saturating_sub(w));
                     let q = &qkv[row * (q_dim + 2 * kv_dim) + kv_head * per_kv..][..per_kv];
-                    attend::attend(q, caches[si], kv_head, pos + 1, heads, scores, y);
+                    attend::attend(q, caches[si], kv_head, start..pos + 1, heads, scores, y);
                 });
-            add(&mut x, &layer.wo.forward(&y, n)?);
+            let mut o = layer.wo.forward(&y, n)?;
+            if let Some(w) = &layer.post_attn_norm {
+                ops::rms_norm_in_place(&mut o, w, cfg.eps);
+            }
+            add(&mut x, &o);
             ops::rms_norm(&x, &layer.ffn_norm, cfg.eps, &mut h);
             let gu = layer.gate_up.forward(&h, n)?;
-            let act = ops::silu_mul(&gu, gu.len() / n / 2);
-            add(&mut x, &layer.down.forward(&act, n)?);
+            let ff = gu.len() / n / 2;
+            let act = if cfg.arch.gelu() {
+                ops::gelu_mul(&gu, ff)
+            } else {
+                ops::silu_mul(&gu, ff)
+            };
+            let mut d = layer.down.forward(&act, n)?;
+            if let Some(w) = &layer.post_ffn_norm {
+                ops::rms_norm_in_place(&mut d, w, cfg.eps);
+            }
+            add(&mut x, &d);
         }
         for s in steps.iter_mut() {
             s.cache.len += s.tokens.len();

@@ -6,8 +6,8 @@
 //! models are K-quant throughout. Candle quantises (its ports of ggml's reference quantisers) and writes them.
 //!
 //! Files are cached in `$SLUICEGATE_MODELS/test-ggufs/` (git-ignored, like every model file),
-//! named by what made them, and written whole before they appear (a temporary name, then a
-//! rename), so tests running at once never read half a file.
+//! named by what made them, and written whole before they appear (a temporary name of the
+//! process and call, then a rename), so tests running at once never read half a file.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -20,7 +20,8 @@ use candle_core::{Device, Tensor};
 mod random;
 
 pub use random::{
-    random_llama, random_model, tiny_chat_model, tiny_llama, tiny_model, TinySizes, BENCH, TINY,
+    random_llama, random_model, random_model_with_metadata, tiny_chat_model, tiny_llama,
+    tiny_model, tiny_sizes, TinySizes, BENCH, GEMMA3_WINDOW, TINY,
 };
 
 /// Bump when a generator changes what it writes, so stale cached files are not used.
@@ -59,7 +60,11 @@ impl Mix {
             .is_some_and(|i| i < n_layer / 8 || i >= 7 * n_layer / 8 || (i - n_layer / 8) % 3 == 2);
         let big = name == "output.weight" || name == "token_embd.weight";
         let special = big || (more_bits && (name.contains("attn_v") || name.contains("ffn_down")));
+        // llama.cpp gives a fused Q/K/V one step more (Q4_K_M: Q5_K; Q5_K_M: Q6_K).
+        let qkv = name.contains("attn_qkv");
         let wanted = match self {
+            Mix::Q4KM if qkv => GgmlDType::Q5K,
+            Mix::Q5KM if qkv => GgmlDType::Q6K,
             Mix::Q4KM if special => GgmlDType::Q6K,
             Mix::Q4KM => GgmlDType::Q4K,
             Mix::Q5KM if special => GgmlDType::Q6K,
@@ -97,7 +102,10 @@ pub(crate) fn write_once(
     let (metadata, tensors) = make();
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    let tmp = path.with_extension(format!("part{}", std::process::id()));
+    // A name of this process and call: tests of one process may make the same file at once.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("part{}-{call}", std::process::id()));
     let file = File::create(&tmp).unwrap_or_else(|e| panic!("creating {}: {e}", tmp.display()));
     let md: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();

@@ -183,8 +183,7 @@ fn a_forced_call_follows_the_models_own_format() {
 
 #[test]
 fn formats_are_detected_from_real_templates() {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../models/llama-vocab/templates");
+    let dir = crate::testing::ggufs::models_dir().join("llama-vocab/templates");
     let read = |n: &str| {
         let p = dir.join(format!("{n}.jinja"));
         std::fs::read_to_string(&p)

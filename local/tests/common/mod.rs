@@ -1,10 +1,11 @@
 //! Shared by the model tests: our forward pass and candle's `quantized_llama` on one GGUF file,
-//! step by step, and the mean next-token loss of a text under each.
+//! step by step, the mean next-token loss of a text under each, and GGUF files rewritten with
+//! tensors or metadata changed.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
-use candle_core::quantized::gguf_file;
+use candle_core::quantized::{gguf_file, QTensor};
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
 use sluicegate_local::model::{Llama, Step, WeightFormat};
@@ -94,4 +95,63 @@ pub fn losses(path: &Path, ids: &[u32], format: WeightFormat) -> (f64, f64) {
     }
     let n = (ids.len() - 1) as f64;
     (a / n, b / n)
+}
+
+/// A copy of the GGUF file `src` as `name` in the temporary directory (the caller removes it):
+/// each tensor passed through `edit` (name, tensor), then `add`ed ones, and the metadata
+/// with `set` applied (a key set again is replaced).
+pub fn rewrite(
+    src: &Path,
+    name: &str,
+    mut edit: impl FnMut(&str, QTensor) -> QTensor,
+    add: Vec<(String, QTensor)>,
+    set: Vec<(String, gguf_file::Value)>,
+) -> std::path::PathBuf {
+    let mut r = std::fs::File::open(src).unwrap();
+    let mut ct = gguf_file::Content::read(&mut r).unwrap();
+    let mut names: Vec<String> = ct.tensor_infos.keys().cloned().collect();
+    names.sort();
+    let mut tensors: Vec<(String, QTensor)> = names
+        .into_iter()
+        .map(|n| {
+            let t = ct.tensor(&mut r, &n, &Device::Cpu).unwrap();
+            let t = edit(&n, t);
+            (n, t)
+        })
+        .collect();
+    tensors.extend(add);
+    for (k, v) in set {
+        ct.metadata.insert(k, v);
+    }
+    let path = std::env::temp_dir().join(format!("{name}-{}.gguf", std::process::id()));
+    let md: Vec<(&str, &gguf_file::Value)> =
+        ct.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    gguf_file::write(&mut std::fs::File::create(&path).unwrap(), &md, &ts).unwrap();
+    path
+}
+
+/// A 1-D F32 tensor of `v`, for [`rewrite`].
+pub fn f32_tensor(v: &[f32]) -> QTensor {
+    let t = Tensor::new(v, &Device::Cpu).unwrap();
+    QTensor::quantize(&t, candle_core::quantized::GgmlDType::F32).unwrap()
+}
+
+/// The model in `path` loaded to serve `context` positions.
+pub fn load_for(path: &Path, context: usize) -> Llama {
+    let mut f = std::fs::File::open(path).unwrap();
+    let ct = gguf_file::Content::read(&mut f).unwrap();
+    Llama::load_for_context(&ct, &mut f, WeightFormat::Q8_0, 2, context).unwrap()
+}
+
+/// The error loading the file `path` with metadata `set` applied gives.
+pub fn load_error(path: &Path, set: Vec<(String, gguf_file::Value)>) -> String {
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut ct = gguf_file::Content::read(&mut f).unwrap();
+    for (k, v) in set {
+        ct.metadata.insert(k, v);
+    }
+    Llama::from_gguf(&ct, &mut f, WeightFormat::Q8_0)
+        .unwrap_err()
+        .to_string()
 }

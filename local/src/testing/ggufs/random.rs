@@ -55,17 +55,31 @@ pub fn tiny_llama(mix: Mix) -> PathBuf {
     tiny_model("llama", mix)
 }
 
-/// A tiny model of architecture `arch` (`llama`, `qwen2`, `qwen3`), quantised as `mix`. Qwen3's
-/// heads are 128 wide (twice `dim / n_head`), as Qwen3's real ones are wider than that too.
+/// A tiny model of architecture `arch` (`llama`, `qwen2`, `qwen3`, `phi3`, `gemma3`),
+/// quantised as `mix`. Qwen3's heads are 128 wide (twice `dim / n_head`), as Qwen3's real ones
+/// are wider than that too; Gemma 3's are 256 wide, as its real ones (but 27B's), and it has 6
+/// layers (the sixth global, the others sliding over [`GEMMA3_WINDOW`] positions).
 pub fn tiny_model(arch: &str, mix: Mix) -> PathBuf {
-    let sizes = match arch {
+    random_model(&format!("tiny-{arch}"), arch, tiny_sizes(arch), mix)
+}
+
+/// The sliding window of the tiny Gemma 3 ([`tiny_model`]).
+pub const GEMMA3_WINDOW: usize = 8;
+
+/// [`tiny_model`]'s sizes for `arch`.
+pub fn tiny_sizes(arch: &str) -> TinySizes {
+    match arch {
         "qwen3" => TinySizes {
             head_dim: 128,
             ..TINY
         },
+        "gemma3" => TinySizes {
+            n_layer: 6,
+            head_dim: 256,
+            ..TINY
+        },
         _ => TINY,
-    };
-    random_model(&format!("tiny-{arch}"), arch, sizes, mix)
+    }
 }
 
 /// A llama of sizes `s`, quantised as `mix`, cached as `name`.
@@ -77,6 +91,18 @@ pub fn random_llama(name: &str, s: TinySizes, mix: Mix) -> PathBuf {
 /// `mix`, cached as `name`.
 pub fn random_model(name: &str, arch: &str, s: TinySizes, mix: Mix) -> PathBuf {
     random_model_with(name, arch, mix, move || (s, Vec::new()))
+}
+
+/// [`random_model`] with metadata `extra` added, replacing the generator's own keys of the same
+/// names (e.g. `gemma3.attention.sliding_window`); `name` must say what `extra` sets.
+pub fn random_model_with_metadata(
+    name: &str,
+    arch: &str,
+    s: TinySizes,
+    mix: Mix,
+    extra: Vec<(String, Value)>,
+) -> PathBuf {
+    random_model_with(name, arch, mix, move || (s, extra))
 }
 
 /// A tiny chat model of architecture `arch` (random weights) with a real family's tokenizer
@@ -115,14 +141,18 @@ pub fn tiny_chat_model(arch: &str, vocab: &str, template: &str, mix: Mix) -> Pat
         ));
         let sizes = TinySizes {
             vocab: n_vocab,
-            ..TINY
+            ..tiny_sizes(arch)
         };
         (sizes, md)
     })
 }
 
 /// A model cached as `name`, made (when not cached) with the sizes and extra metadata that
-/// `make` gives.
+/// `make` gives (replacing the generator's keys of the same names). Per architecture, the
+/// tensors llama.cpp's converter writes: Phi-3's Q/K/V in one `attn_qkv` and gate and up in one
+/// `ffn_up` (gate first); Gemma 3's Q/K norms and post-attention and post-FFN norms, its output
+/// tied to the embedding (no `output.weight`). Norm weights are about 1 (Gemma's GGUF norms
+/// hold the `1 +` of its RMS norm already).
 fn random_model_with(
     name: &str,
     arch: &str,
@@ -147,17 +177,28 @@ fn random_model_with(
             ("output.weight".into(), w(&[s.vocab, s.dim], 4.0 * a, 0.0)),
             ("output_norm.weight".into(), w(&[s.dim], 0.2, 1.0)),
         ];
+        if arch == "gemma3" {
+            t.retain(|(n, _)| n != "output.weight");
+        }
         for i in 0..s.n_layer {
             let p = |n: &str| format!("blk.{i}.{n}");
             t.push((p("attn_norm.weight"), w(&[s.dim], 0.2, 1.0)));
-            t.push((p("attn_q.weight"), w(&[q, s.dim], a, 0.0)));
-            t.push((p("attn_k.weight"), w(&[kv, s.dim], a, 0.0)));
-            t.push((p("attn_v.weight"), w(&[kv, s.dim], a, 0.0)));
+            if arch == "phi3" {
+                t.push((p("attn_qkv.weight"), w(&[q + 2 * kv, s.dim], a, 0.0)));
+            } else {
+                t.push((p("attn_q.weight"), w(&[q, s.dim], a, 0.0)));
+                t.push((p("attn_k.weight"), w(&[kv, s.dim], a, 0.0)));
+                t.push((p("attn_v.weight"), w(&[kv, s.dim], a, 0.0)));
+            }
             let o = 1.7 / (q as f32).sqrt();
             t.push((p("attn_output.weight"), w(&[s.dim, q], o, 0.0)));
             t.push((p("ffn_norm.weight"), w(&[s.dim], 0.2, 1.0)));
-            t.push((p("ffn_gate.weight"), w(&[s.ffn, s.dim], a, 0.0)));
-            t.push((p("ffn_up.weight"), w(&[s.ffn, s.dim], a, 0.0)));
+            if arch == "phi3" {
+                t.push((p("ffn_up.weight"), w(&[2 * s.ffn, s.dim], a, 0.0)));
+            } else {
+                t.push((p("ffn_gate.weight"), w(&[s.ffn, s.dim], a, 0.0)));
+                t.push((p("ffn_up.weight"), w(&[s.ffn, s.dim], a, 0.0)));
+            }
             let d = 1.7 / (s.ffn as f32).sqrt();
             t.push((p("ffn_down.weight"), w(&[s.dim, s.ffn], d, 0.0)));
             if arch == "qwen2" {
@@ -165,9 +206,13 @@ fn random_model_with(
                 t.push((p("attn_k.bias"), w(&[kv], 0.5, 0.0)));
                 t.push((p("attn_v.bias"), w(&[kv], 0.5, 0.0)));
             }
-            if arch == "qwen3" {
+            if arch == "qwen3" || arch == "gemma3" {
                 t.push((p("attn_q_norm.weight"), w(&[s.head_dim], 0.3, 1.0)));
                 t.push((p("attn_k_norm.weight"), w(&[s.head_dim], 0.3, 1.0)));
+            }
+            if arch == "gemma3" {
+                t.push((p("post_attention_norm.weight"), w(&[s.dim], 0.2, 1.0)));
+                t.push((p("post_ffw_norm.weight"), w(&[s.dim], 0.2, 1.0)));
             }
         }
         let tensors: Vec<(String, QTensor)> = t
@@ -194,6 +239,24 @@ fn random_model_with(
             (k("attention.layer_norm_rms_epsilon"), Value::F32(1e-6)),
             (k("rope.freq_base"), Value::F32(10_000.0)),
         ];
+        let mut metadata: Vec<(String, Value)> = match arch {
+            // Gemma 3's global layers turn at 1e6 (the sliding ones at llama.cpp's 10000).
+            "gemma3" => metadata
+                .into_iter()
+                .filter(|(key, _)| *key != k("rope.freq_base"))
+                .chain([
+                    (k("rope.freq_base"), Value::F32(1_000_000.0)),
+                    (k("attention.sliding_window"), u(GEMMA3_WINDOW)),
+                ])
+                .collect(),
+            // Phi-3.5's converter writes a window longer than the context: no window at all.
+            "phi3" => metadata
+                .into_iter()
+                .chain([(k("attention.sliding_window"), u(262_144))])
+                .collect(),
+            _ => metadata,
+        };
+        metadata.retain(|(key, _)| !extra.iter().any(|(e, _)| e == key));
         let metadata = metadata.into_iter().chain(extra).collect();
         (metadata, tensors)
     })
